@@ -1,0 +1,211 @@
+"""Worker endpoints. Nothing here ever renders a task id, a gold answer or an ``is_gold`` flag."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.generics import GenericAPIView
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from marketplace.api.pagination import DefaultPagination, IdCursorPagination
+from marketplace.api.permissions import IsWorker
+from marketplace.errors import ValidationFailed
+
+from .. import selectors
+from ..enums import AssignmentStatus
+from ..models import Assignment
+from ..services import claims, submissions
+
+
+class WorkBatchSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    project = serializers.CharField(source="project.name")
+    instructions = serializers.CharField(source="project.instructions")
+    input_schema = serializers.JSONField(source="project.input_schema")
+    answer_schema = serializers.JSONField(source="project.answer_schema")
+    price_cents = serializers.IntegerField()
+    currency = serializers.CharField()
+    lease_seconds = serializers.IntegerField()
+    max_claims_per_request = serializers.IntegerField()
+    priority = serializers.IntegerField()
+    status = serializers.CharField()
+
+
+class ClaimRequestSerializer(serializers.Serializer):
+    count = serializers.IntegerField(min_value=1, max_value=1000, default=1)
+
+
+class ClaimedSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="Assignment id: submit, skip or release with it.")
+    batch = serializers.IntegerField()
+    input = serializers.JSONField()
+    expires_at = serializers.DateTimeField()
+
+
+class ClaimResponseSerializer(serializers.Serializer):
+    assignments = ClaimedSerializer(many=True)
+
+
+class SubmitRequestSerializer(serializers.Serializer):
+    answer = serializers.JSONField(help_text="Must satisfy the project's answer_schema.")
+
+
+class WorkAssignmentSerializer(serializers.Serializer):
+    """A worker's own assignment. Deliberately no task id, gold flag or gold answer."""
+
+    id = serializers.IntegerField()
+    batch = serializers.IntegerField(source="batch_id")
+    status = serializers.ChoiceField(choices=AssignmentStatus.choices)
+    input = serializers.JSONField(source="task.input")
+    answer = serializers.JSONField(allow_null=True)
+    claimed_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField()
+    submitted_at = serializers.DateTimeField(allow_null=True)
+    ended_at = serializers.DateTimeField(allow_null=True)
+
+
+class WorkAssignmentResultSerializer(serializers.Serializer):
+    """The outcome of submit / skip / release (the input is not echoed back)."""
+
+    id = serializers.IntegerField()
+    batch = serializers.IntegerField(source="batch_id")
+    status = serializers.ChoiceField(choices=AssignmentStatus.choices)
+    answer = serializers.JSONField(allow_null=True)
+    submitted_at = serializers.DateTimeField(allow_null=True)
+    ended_at = serializers.DateTimeField(allow_null=True)
+
+
+def _result(assignment: Assignment) -> dict[str, Any]:
+    return WorkAssignmentResultSerializer(assignment).data
+
+
+class WorkBatchListApi(GenericAPIView):
+    permission_classes = [IsWorker]
+    pagination_class = DefaultPagination
+    serializer_class = WorkBatchSerializer
+
+    @extend_schema(summary="Open batches I may work on, highest priority first")
+    def get(self, request: Request) -> Response:
+        page = self.paginate_queryset(selectors.batch_list_for_worker(worker=request.worker))
+        return self.get_paginated_response(WorkBatchSerializer(page, many=True).data)
+
+
+class WorkBatchDetailApi(APIView):
+    permission_classes = [IsWorker]
+
+    @extend_schema(responses=WorkBatchSerializer)
+    def get(self, request: Request, batch_id: int) -> Response:
+        batch = selectors.batch_get_for_worker(worker=request.worker, batch_id=batch_id)
+        return Response(WorkBatchSerializer(batch).data)
+
+
+class WorkClaimApi(APIView):
+    permission_classes = [IsWorker]
+
+    @extend_schema(
+        request=ClaimRequestSerializer,
+        responses=ClaimResponseSerializer,
+        summary="Lease up to `count` tasks (an exhausted batch returns an empty list)",
+    )
+    def post(self, request: Request, batch_id: int) -> Response:
+        serializer = ClaimRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        batch = selectors.batch_get_for_worker(worker=request.worker, batch_id=batch_id)
+        leases = claims.assignment_claim(
+            worker=request.worker, batch=batch, count=serializer.validated_data["count"]
+        )
+        return Response({"assignments": leases})
+
+
+class WorkAssignmentListApi(GenericAPIView):
+    permission_classes = [IsWorker]
+    pagination_class = IdCursorPagination
+    serializer_class = WorkAssignmentSerializer
+
+    @extend_schema(
+        summary="My assignments, newest first",
+        parameters=[
+            OpenApiParameter("status", OpenApiTypes.STR, enum=AssignmentStatus.values, required=False)
+        ],
+    )
+    def get(self, request: Request) -> Response:
+        wanted = request.query_params.get("status")
+        if wanted and wanted not in AssignmentStatus.values:
+            raise ValidationFailed(
+                "Unknown status.",
+                detail={"status": [f"Choose one of: {', '.join(AssignmentStatus.values)}."]},
+            )
+        self.paginator.ordering = "-id"
+        page = self.paginate_queryset(
+            selectors.assignment_list_for_worker(worker=request.worker, status=wanted)
+        )
+        return self.get_paginated_response(WorkAssignmentSerializer(page, many=True).data)
+
+
+class WorkAssignmentDetailApi(APIView):
+    permission_classes = [IsWorker]
+
+    @extend_schema(responses=WorkAssignmentSerializer)
+    def get(self, request: Request, assignment_id: int) -> Response:
+        assignment = selectors.assignment_get_for_worker(worker=request.worker, assignment_id=assignment_id)
+        return Response(WorkAssignmentSerializer(assignment).data)
+
+
+class WorkSubmitApi(APIView):
+    permission_classes = [IsWorker]
+
+    @extend_schema(
+        request=SubmitRequestSerializer,
+        responses=WorkAssignmentResultSerializer,
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                required=False,
+                description="A retried submit with the same key returns the first result.",
+            )
+        ],
+        summary="Submit the answer to my active lease",
+    )
+    def post(self, request: Request, assignment_id: int) -> Response:
+        serializer = SubmitRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        key = request.headers.get("Idempotency-Key", "")
+        if len(key) > 200:
+            raise ValidationFailed(
+                "Idempotency-Key is too long.", detail={"Idempotency-Key": ["At most 200 characters."]}
+            )
+        assignment = submissions.assignment_submit(
+            worker=request.worker,
+            assignment_id=assignment_id,
+            answer=serializer.validated_data["answer"],
+            idempotency_key=key,
+        )
+        return Response(_result(assignment))
+
+
+class WorkSkipApi(APIView):
+    permission_classes = [IsWorker]
+
+    @extend_schema(request=None, responses=WorkAssignmentResultSerializer, summary="Decline this task")
+    def post(self, request: Request, assignment_id: int) -> Response:
+        return Response(
+            _result(submissions.assignment_skip(worker=request.worker, assignment_id=assignment_id))
+        )
+
+
+class WorkReleaseApi(APIView):
+    permission_classes = [IsWorker]
+
+    @extend_schema(request=None, responses=WorkAssignmentResultSerializer, summary="Hand the lease back")
+    def post(self, request: Request, assignment_id: int) -> Response:
+        return Response(
+            _result(submissions.assignment_release(worker=request.worker, assignment_id=assignment_id))
+        )

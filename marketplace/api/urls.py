@@ -1,0 +1,35 @@
+from django.urls import path
+
+from crowd.api import views as work
+
+from . import views
+
+urlpatterns = [
+    path("me", views.MeApi.as_view(), name="me"),
+    path("me/roles", views.MeRolesApi.as_view(), name="me-roles"),
+    path("tokens", views.TokenListCreateApi.as_view(), name="tokens"),
+    path("tokens/<int:token_id>", views.TokenRevokeApi.as_view(), name="token-revoke"),
+    path("projects", views.ProjectListCreateApi.as_view(), name="projects"),
+    path("projects/<int:project_id>", views.ProjectDetailApi.as_view(), name="project-detail"),
+    path("batches", views.BatchListCreateApi.as_view(), name="batches"),
+    path("batches/<int:batch_id>", views.BatchDetailApi.as_view(), name="batch-detail"),
+    path("batches/<int:batch_id>/tasks", views.BatchTasksApi.as_view(), name="batch-tasks"),
+    path("batches/<int:batch_id>/publish", views.BatchPublishApi.as_view(), name="batch-publish"),
+    path("batches/<int:batch_id>/pause", views.BatchPauseApi.as_view(), name="batch-pause"),
+    path("batches/<int:batch_id>/close", views.BatchCloseApi.as_view(), name="batch-close"),
+    path(
+        "batches/<int:batch_id>/assignments", views.BatchAssignmentListApi.as_view(), name="batch-assignments"
+    ),
+    path("work/batches", work.WorkBatchListApi.as_view(), name="work-batches"),
+    path("work/batches/<int:batch_id>", work.WorkBatchDetailApi.as_view(), name="work-batch-detail"),
+    path("work/batches/<int:batch_id>/claim", work.WorkClaimApi.as_view(), name="work-claim"),
+    path("work/assignments", work.WorkAssignmentListApi.as_view(), name="work-assignments"),
+    path(
+        "work/assignments/<int:assignment_id>",
+        work.WorkAssignmentDetailApi.as_view(),
+        name="work-assignment-detail",
+    ),
+    path("work/assignments/<int:assignment_id>/submit", work.WorkSubmitApi.as_view(), name="work-submit"),
+    path("work/assignments/<int:assignment_id>/skip", work.WorkSkipApi.as_view(), name="work-skip"),
+    path("work/assignments/<int:assignment_id>/release", work.WorkReleaseApi.as_view(), name="work-release"),
+]

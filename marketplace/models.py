@@ -1,0 +1,192 @@
+"""Accounts and the requester side: users, API tokens, projects, batches and tasks."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from django.contrib.auth.models import AbstractUser, BaseUserManager
+from django.db import models
+from django.db.models import F, Q
+
+from .enums import BatchStatus, TaskStatus
+
+
+class UserManager(BaseUserManager["User"]):
+    use_in_migrations = True
+
+    def _create_user(self, email: str, password: str | None, **extra: object) -> User:
+        if not email:
+            raise ValueError("An e-mail address is required.")
+        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_user(self, email: str, password: str | None = None, **extra: object) -> User:
+        extra.setdefault("is_staff", False)
+        extra.setdefault("is_superuser", False)
+        return self._create_user(email, password, **extra)
+
+    def create_superuser(self, email: str, password: str | None = None, **extra: object) -> User:
+        extra.setdefault("is_staff", True)
+        extra.setdefault("is_superuser", True)
+        return self._create_user(email, password, **extra)
+
+
+class User(AbstractUser):
+    """Logs in by e-mail; holds a requester profile, a worker profile, or both. Staff are admins."""
+
+    username = None  # type: ignore[assignment]
+    email = models.EmailField(unique=True)
+
+    USERNAME_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+
+    objects = UserManager()  # type: ignore[misc]
+
+    def __str__(self) -> str:
+        return self.email
+
+
+class Requester(models.Model):
+    """The requester profile: owns projects and pays for their batches."""
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="requester")
+    display_name = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.display_name or self.user.email
+
+
+class ApiToken(models.Model):
+    """A revocable API key for scripts. Only its SHA-256 is stored; the key is shown once."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, blank=True)
+    prefix = models.CharField(max_length=8)
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.user})"
+
+    @staticmethod
+    def generate_key() -> str:
+        return secrets.token_urlsafe(32)
+
+    @staticmethod
+    def hash_key(key: str) -> str:
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class Project(models.Model):
+    """Instructions plus the JSON Schemas every task input and every answer must satisfy."""
+
+    requester = models.ForeignKey(Requester, on_delete=models.CASCADE, related_name="projects")
+    name = models.CharField(max_length=200)
+    instructions = models.TextField(blank=True)
+    input_schema = models.JSONField(default=dict)
+    answer_schema = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Batch(models.Model):
+    """A pool of tasks of one project with its price, overlap, lease time and gold rate."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="batches")
+    name = models.CharField(max_length=200)
+    status = models.CharField(max_length=10, choices=BatchStatus.choices, default=BatchStatus.DRAFT)
+    price_cents = models.PositiveIntegerField(help_text="Reward per answer, in minor units.")
+    currency = models.CharField(max_length=3, default="USD")
+    overlap = models.PositiveSmallIntegerField(default=3, help_text="Answers wanted per task.")
+    lease_seconds = models.PositiveIntegerField(default=600)
+    gold_rate = models.FloatField(default=0.0, help_text="Share of claims served from gold tasks.")
+    max_claims_per_request = models.PositiveSmallIntegerField(default=10)
+    priority = models.IntegerField(default=0, help_text="Higher is shown to workers first.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["status", "-priority"], name="batch_status_priority")]
+        constraints = [
+            models.CheckConstraint(condition=Q(overlap__gte=1), name="batch_overlap_positive"),
+            models.CheckConstraint(
+                condition=Q(gold_rate__gte=0) & Q(gold_rate__lte=1), name="batch_gold_rate_range"
+            ),
+            models.CheckConstraint(condition=Q(lease_seconds__gte=10), name="batch_lease_min"),
+            models.CheckConstraint(
+                condition=Q(max_claims_per_request__gte=1), name="batch_max_claims_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Task(models.Model):
+    """One input to label. With ``gold_answer`` set it is a hidden control task.
+
+    ``slots_taken`` counts active + submitted assignments of a regular task and never exceeds
+    ``overlap`` (a CheckConstraint guards it); ``answers_count`` counts submitted ones. Gold tasks
+    keep both at zero: any worker may see a gold task once, and gold never counts toward results.
+    ``overlap`` lives on the task so dynamic overlap can grow one task's target.
+    """
+
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="tasks")
+    input = models.JSONField()
+    gold_answer = models.JSONField(null=True, blank=True)
+    is_gold = models.BooleanField(default=False)
+    # NULL, not "", means "no external id": the unique constraint below only covers real ids.
+    external_id = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
+    status = models.CharField(max_length=10, choices=TaskStatus.choices, default=TaskStatus.OPEN)
+    overlap = models.PositiveSmallIntegerField()
+    slots_taken = models.IntegerField(default=0)
+    answers_count = models.IntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(slots_taken__gte=0) & Q(slots_taken__lte=F("overlap")),
+                name="task_slots_within_overlap",
+            ),
+            models.CheckConstraint(
+                condition=Q(answers_count__gte=0) & Q(answers_count__lte=F("slots_taken")),
+                name="task_answers_within_slots",
+            ),
+            models.UniqueConstraint(
+                fields=["batch", "external_id"],
+                condition=Q(external_id__isnull=False),
+                name="task_unique_external_id",
+            ),
+        ]
+        indexes = [
+            # The claim hot path walks only regular tasks that still have a free slot, in id order.
+            models.Index(
+                fields=["batch", "id"],
+                condition=Q(is_gold=False, slots_taken__lt=F("overlap")),
+                name="task_claimable",
+            ),
+            models.Index(fields=["batch", "id"], condition=Q(is_gold=True), name="task_gold"),
+        ]
+
+    def __str__(self) -> str:
+        return f"task {self.pk}"

@@ -1,0 +1,141 @@
+"""Bulk task upload: validate every row, create the valid ones in bulk, report the rest by index."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+
+from ..enums import BatchStatus
+from ..errors import Conflict, ValidationFailed
+from ..models import Batch, Task
+from ..schemas import validator
+
+ROW_FIELDS = frozenset({"input", "gold_answer", "external_id"})
+MAX_REPORTED_ERRORS = 1000
+LOOKUP_CHUNK = 5000
+CREATE_CHUNK = 2000
+
+
+@dataclass
+class UploadResult:
+    received: int = 0
+    created: int = 0
+    gold_created: int = 0
+    duplicates: int = 0
+    invalid: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "received": self.received,
+            "created": self.created,
+            "gold_created": self.gold_created,
+            "duplicates": self.duplicates,
+            "invalid": self.invalid,
+            "errors": self.errors,
+            "errors_truncated": self.invalid > len(self.errors),
+        }
+
+
+class MalformedRow:
+    """A JSON Lines line that did not parse: kept in place so later indexes stay right."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+def _row_errors(row: Any, input_validator: Any, answer_validator: Any) -> dict[str, list[str]]:
+    if isinstance(row, MalformedRow):
+        return {"row": [row.message]}
+    if not isinstance(row, dict):
+        return {"row": ["Each row must be a JSON object."]}
+    errors: dict[str, list[str]] = {}
+    unknown = set(row) - ROW_FIELDS
+    if unknown:
+        errors["row"] = [f"Unknown field(s): {', '.join(sorted(unknown))}."]
+    if "input" not in row:
+        errors["input"] = ["This field is required."]
+    elif not isinstance(row["input"], dict):
+        errors["input"] = ["Must be a JSON object."]
+    else:
+        messages = [f"{e.json_path}: {e.message}" for e in input_validator.iter_errors(row["input"])]
+        if messages:
+            errors["input"] = messages
+    if row.get("gold_answer") is not None:
+        messages = [f"{e.json_path}: {e.message}" for e in answer_validator.iter_errors(row["gold_answer"])]
+        if messages:
+            errors["gold_answer"] = messages
+    external_id = row.get("external_id")
+    if external_id is not None and (not isinstance(external_id, str) or not 1 <= len(external_id) <= 200):
+        errors["external_id"] = ["Must be a string of 1 to 200 characters."]
+    return errors
+
+
+def tasks_upload(*, batch: Batch, rows: list[Any], atomic: bool = False) -> UploadResult:
+    """Create tasks from ``rows`` (``{"input", "gold_answer"?, "external_id"?}``).
+
+    Invalid rows are reported by index and skipped, or with ``atomic`` the whole upload is refused
+    (400) and nothing is written. A row whose ``external_id`` already exists in the batch (or
+    earlier in the same upload) is counted as a duplicate and not created again. The batch row is
+    locked for the upload so concurrent uploads to one batch de-duplicate exactly.
+    """
+    if not rows:
+        raise ValidationFailed("The upload holds no rows.", code="empty_upload")
+    project = batch.project
+    input_validator = validator(project.input_schema)
+    answer_validator = validator(project.answer_schema)
+    result = UploadResult(received=len(rows))
+
+    valid: list[tuple[int, dict[str, Any]]] = []
+    for index, row in enumerate(rows):
+        errors = _row_errors(row, input_validator, answer_validator)
+        if errors:
+            result.invalid += 1
+            if len(result.errors) < MAX_REPORTED_ERRORS:
+                result.errors.append({"index": index, "detail": errors})
+        else:
+            valid.append((index, row))
+    if atomic and result.invalid:
+        raise ValidationFailed(
+            f"{result.invalid} of {result.received} rows are invalid; nothing was created.",
+            code="invalid_rows",
+            detail={"rows": result.errors, "invalid": result.invalid},
+        )
+
+    with transaction.atomic():
+        locked = Batch.objects.select_for_update().get(pk=batch.pk)
+        if locked.status == BatchStatus.CLOSED:
+            raise Conflict("Tasks cannot be added to a closed batch.", code="batch_closed")
+        ids = [row["external_id"] for _, row in valid if row.get("external_id") is not None]
+        existing: set[str] = set()
+        for start in range(0, len(ids), LOOKUP_CHUNK):
+            existing.update(
+                Task.objects.filter(
+                    batch=locked, external_id__in=ids[start : start + LOOKUP_CHUNK]
+                ).values_list("external_id", flat=True)
+            )
+        to_create: list[Task] = []
+        for _, row in valid:
+            external_id = row.get("external_id")
+            if external_id is not None:
+                if external_id in existing:
+                    result.duplicates += 1
+                    continue
+                existing.add(external_id)
+            gold = row.get("gold_answer")
+            to_create.append(
+                Task(
+                    batch=locked,
+                    input=row["input"],
+                    gold_answer=gold,
+                    is_gold=gold is not None,
+                    external_id=external_id,
+                    overlap=locked.overlap,
+                )
+            )
+        Task.objects.bulk_create(to_create, batch_size=CREATE_CHUNK)
+    result.created = len(to_create)
+    result.gold_created = sum(1 for t in to_create if t.is_gold)
+    return result

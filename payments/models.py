@@ -1,0 +1,1 @@
+"""Payments: the ledger, funding, payouts and disputes arrive with the money issue."""

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Install everything and run the whole test suite (also what .ci/run calls).
+# Uses PostgreSQL and Redis when reachable; with CI=true they are required.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bash scripts/bootstrap.sh requirements-dev.txt
+exports=$(.venv/bin/python scripts/services.py)
+eval "$exports"
+.venv/bin/python -m ruff check .
+.venv/bin/python manage.py makemigrations --check --dry-run --settings=marketplace.settings.test >/dev/null \
+  || { echo "models and migrations disagree: run makemigrations" >&2; exit 1; }
+exec .venv/bin/python -m pytest "$@"
