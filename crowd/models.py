@@ -51,8 +51,9 @@ class Assignment(models.Model):
         indexes = [
             models.Index(fields=["batch", "status", "id"], name="assignment_batch_status"),
             models.Index(fields=["worker", "status", "id"], name="assignment_worker_status"),
+            # Lazy expiry asks "does this batch have an overdue lease" on every claim.
             models.Index(
-                fields=["expires_at"],
+                fields=["batch", "expires_at"],
                 condition=Q(status=AssignmentStatus.ACTIVE),
                 name="assignment_active_expiry",
             ),

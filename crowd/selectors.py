@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from django.db import connection
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from marketplace.enums import BatchStatus
 from marketplace.errors import NotFound
 from marketplace.models import Batch, User
 
+from .enums import AssignmentStatus
 from .models import Assignment, Worker
 
 # Workers may act on batches in these states; drafts are invisible to them.
@@ -55,3 +58,49 @@ def assignment_get_for_worker(*, worker: Worker, assignment_id: int) -> Assignme
     if assignment is None:
         raise NotFound("Assignment not found.")
     return assignment
+
+
+_CLAIM_BATCH_SQL = """
+SELECT b.id, b.project_id, b.status, b.lease_seconds, b.gold_rate, b.max_claims_per_request,
+       (SELECT count(*) FROM crowd_assignment a
+         WHERE a.worker_id = %(worker)s AND a.batch_id = b.id AND a.status = 'active'
+           AND a.expires_at > %(now)s),
+       EXISTS (SELECT 1 FROM crowd_assignment a
+         WHERE a.batch_id = b.id AND a.status = 'active' AND a.expires_at <= %(now)s)
+FROM marketplace_batch b
+JOIN marketplace_project p ON p.id = b.project_id
+JOIN marketplace_requester r ON r.id = p.requester_id
+WHERE b.id = %(batch)s AND b.status IN ('open', 'paused', 'closed') AND r.user_id <> %(user)s
+"""
+
+
+def batch_get_for_claim(*, worker: Worker, batch_id: int) -> tuple[Batch, int, bool]:
+    """The batch a worker claims from, how many active leases they hold in it, and whether the
+    batch has overdue leases to expire first (hot path).
+
+    On PostgreSQL one hand-written query returns all three; elsewhere the ORM does it.
+    """
+    now = timezone.now()
+    if connection.vendor != "postgresql":
+        batch = batch_get_for_worker(worker=worker, batch_id=batch_id)
+        active = Assignment.objects.filter(
+            worker=worker, batch=batch, status=AssignmentStatus.ACTIVE, expires_at__gt=now
+        ).count()
+        return batch, active, True
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _CLAIM_BATCH_SQL, {"worker": worker.pk, "batch": batch_id, "user": worker.user_id, "now": now}
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise NotFound("Batch not found.")
+    pk, project_id, status, lease_seconds, gold_rate, max_claims, active, has_overdue = row
+    batch = Batch(
+        id=pk,
+        project_id=project_id,
+        status=status,
+        lease_seconds=lease_seconds,
+        gold_rate=gold_rate,
+        max_claims_per_request=max_claims,
+    )
+    return batch, active, has_overdue

@@ -41,3 +41,24 @@ def schema_errors(schema: dict[str, Any], instance: Any) -> list[str]:
     """Every violation as ``"<json path>: <message>"``; an empty list when the instance is valid."""
     errors = sorted(validator(schema).iter_errors(instance), key=lambda e: list(e.absolute_path))
     return [f"{e.json_path}: {e.message}" for e in errors]
+
+
+_answer_validators: dict[tuple[int, str], Any] = {}
+
+
+def answer_validator(project_id: int, version: Any) -> Any:
+    """The compiled answer validator of a project, cached per (project, ``updated_at``).
+
+    Any project edit bumps ``updated_at``, so a stale schema is never used; the cache holds at
+    most a few hundred projects per process.
+    """
+    key = (project_id, str(version))
+    found = _answer_validators.get(key)
+    if found is None:
+        from .models import Project
+
+        schema = Project.objects.values_list("answer_schema", flat=True).get(pk=project_id)
+        if len(_answer_validators) >= 512:
+            _answer_validators.clear()
+        found = _answer_validators[key] = validator(schema)
+    return found

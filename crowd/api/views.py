@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -113,14 +114,29 @@ class WorkClaimApi(APIView):
         responses=ClaimResponseSerializer,
         summary="Lease up to `count` tasks (an exhausted batch returns an empty list)",
     )
-    def post(self, request: Request, batch_id: int) -> Response:
+    def post(self, request: Request, batch_id: int) -> HttpResponse:
         serializer = ClaimRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        batch = selectors.batch_get_for_worker(worker=request.worker, batch_id=batch_id)
+        batch, active, has_overdue = selectors.batch_get_for_claim(worker=request.worker, batch_id=batch_id)
         leases = claims.assignment_claim(
-            worker=request.worker, batch=batch, count=serializer.validated_data["count"]
+            worker=request.worker,
+            batch=batch,
+            count=serializer.validated_data["count"],
+            active_leases=active,
+            has_overdue=has_overdue,
         )
-        return Response({"assignments": leases})
+        return HttpResponse(_leases_json(leases), content_type="application/json")
+
+
+def _leases_json(leases: list[claims.Lease]) -> str:
+    """Render leases by hand: each task input is already JSON text from the database, so it is
+    passed through instead of being decoded and encoded again on the hot path."""
+    items = ",".join(
+        f'{{"id":{lease.id},"batch":{lease.batch_id},"input":{lease.input_json},'
+        f'"expires_at":"{lease.expires_at.isoformat().replace("+00:00", "Z")}"}}'
+        for lease in leases
+    )
+    return f'{{"assignments":[{items}]}}'
 
 
 class WorkAssignmentListApi(GenericAPIView):

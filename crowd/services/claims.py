@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import random
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -17,22 +19,94 @@ from marketplace.models import Batch, Task
 
 from ..enums import AssignmentStatus
 from ..models import Assignment, Worker
+from . import claim_sql
 from .leases import leases_expire
 
 _rng = random.SystemRandom()
 
 
+@dataclass(frozen=True)
+class Lease:
+    """A claimed assignment as the worker sees it. ``input_json`` is the task input, serialised."""
+
+    id: int
+    batch_id: int
+    input_json: str
+    expires_at: datetime
+
+
+def active_lease_count(*, worker: Worker, batch: Batch, now: datetime) -> int:
+    return Assignment.objects.filter(
+        worker=worker, batch=batch, status=AssignmentStatus.ACTIVE, expires_at__gt=now
+    ).count()
+
+
+def assignment_claim(
+    *,
+    worker: Worker,
+    batch: Batch,
+    count: int,
+    active_leases: int | None = None,
+    has_overdue: bool = True,
+) -> list[Lease]:
+    """Lease up to ``count`` tasks of an open batch to ``worker``; returns the leases, shuffled.
+
+    Gold tasks are mixed in at ``batch.gold_rate`` and nothing in the result (order, fields, ids)
+    tells them apart. Guarantees, enforced by the database: a worker never holds the same task
+    twice (unique constraint); a regular task never has more than ``overlap`` active + submitted
+    assignments (row lock + counter under a check constraint). An exhausted batch returns ``[]``.
+    A worker may hold at most ``max_claims_per_request`` active leases in one batch (409 beyond);
+    that cap is a guard against hoarding, checked before the claim, not under a lock.
+    ``active_leases`` and ``has_overdue`` may be passed when the caller already read them (the
+    API's selector); overdue leases of the batch are expired first so their slots can be claimed.
+    """
+    if batch.status != BatchStatus.OPEN:
+        raise Conflict(f"The batch is {batch.status}, not open.", code="batch_not_open")
+    now = timezone.now()
+    if active_leases is None:
+        active_leases = active_lease_count(worker=worker, batch=batch, now=now)
+    wanted = min(count, batch.max_claims_per_request - active_leases)
+    if wanted <= 0:
+        raise Conflict(
+            "Submit, skip or release your current leases in this batch before claiming more.",
+            code="too_many_active_leases",
+            detail={"active": active_leases, "max_claims_per_request": batch.max_claims_per_request},
+        )
+    gold_wanted = sum(_rng.random() < batch.gold_rate for _ in range(wanted)) if batch.gold_rate else 0
+    expires = now + timedelta(seconds=batch.lease_seconds)
+    if connection.vendor == "postgresql":
+        if has_overdue:
+            claim_sql.expire_batch_leases(batch_id=batch.pk, now=now, limit=settings.LEASE_LAZY_EXPIRE_LIMIT)
+        rows = claim_sql.claim(
+            batch_id=batch.pk,
+            worker_id=worker.pk,
+            n_regular=wanted - gold_wanted,
+            n_gold=gold_wanted,
+            now=now,
+            expires=expires,
+        )
+        return [Lease(pk, batch.pk, text, expires) for pk, text in rows]
+    return _claim_portable(
+        worker=worker, batch=batch, wanted=wanted, gold_wanted=gold_wanted, now=now, expires=expires
+    )
+
+
+# --- The portable fallback (SQLite): the same rules through the ORM --------------------------------
+# SQLite takes its write lock at BEGIN (settings: transaction_mode IMMEDIATE), so claims serialise.
+
+
 def _unseen(worker: Worker) -> Exists:
-    """Anti-join probe answered by the (task, worker) unique index, never by a scan."""
     return Exists(Assignment.objects.filter(task=OuterRef("pk"), worker=worker))
 
 
-def _pick_gold(*, batch: Batch, worker: Worker, wanted: int) -> list[tuple[int, Any]]:
-    """Up to ``wanted`` gold tasks this worker has not seen, from a random point of the gold range.
+def _claimable(batch: Batch, worker: Worker) -> Any:
+    return Task.objects.filter(batch=batch, is_gold=False, slots_taken__lt=F("overlap")).filter(
+        ~_unseen(worker)
+    )
 
-    Gold tasks have no capacity to guard, so they are read without locks; the unique constraint on
-    insert stops a second session of the same worker from getting the same one.
-    """
+
+def _pick_gold(*, batch: Batch, worker: Worker, wanted: int) -> list[tuple[int, Any]]:
+    """Up to ``wanted`` unseen gold tasks, starting from a random point of the gold id range."""
     gold = Task.objects.filter(batch=batch, is_gold=True)
     bounds = gold.aggregate(lo=Min("id"), hi=Max("id"))
     if bounds["lo"] is None:
@@ -45,96 +119,50 @@ def _pick_gold(*, batch: Batch, worker: Worker, wanted: int) -> list[tuple[int, 
     return picked
 
 
-def _lock_regular(*, batch: Batch, worker: Worker, wanted: int) -> list[tuple[int, Any]]:
-    """Lock up to ``wanted`` regular tasks with a free slot that this worker has not had.
-
-    ``FOR UPDATE SKIP LOCKED`` lets concurrent claimers take different rows without waiting; the
-    partial index ``task_claimable`` walks only tasks with free slots, in id order.
-    """
-    return list(
-        Task.objects.filter(batch=batch, is_gold=False, slots_taken__lt=F("overlap"))
-        .filter(~_unseen(worker))
-        .order_by("id")
-        .select_for_update(skip_locked=True, of=("self",))
-        .values_list("id", "input")[:wanted]
-    )
-
-
-def _has_regular_work(*, batch: Batch, worker: Worker) -> bool:
-    return (
-        Task.objects.filter(batch=batch, is_gold=False, slots_taken__lt=F("overlap"))
-        .filter(~_unseen(worker))
-        .exists()
-    )
-
-
-def _insert(
-    rows: list[tuple[int, bool]], *, batch: Batch, worker: Worker, now: Any, expires: Any
-) -> dict[int, int]:
-    """Insert assignments, skipping any (task, worker) pair that already exists.
-
-    Returns ``{task_id: assignment_id}`` for the rows actually inserted. ``ON CONFLICT DO NOTHING``
-    covers the rare race where a worker's second session committed the same task a moment earlier.
-    """
-    table = Assignment._meta.db_table
-    ops = connection.ops
-    placeholders = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(rows))
-    params: list[Any] = []
-    claimed = ops.adapt_datetimefield_value(now)
-    expiry = ops.adapt_datetimefield_value(expires)
-    for task_id, is_gold in rows:
-        params += [task_id, batch.pk, worker.pk, is_gold, AssignmentStatus.ACTIVE.value, claimed, expiry, ""]
-    sql = (
-        f'INSERT INTO "{table}" (task_id, batch_id, worker_id, is_gold, status, claimed_at, '
-        f"expires_at, submit_key) VALUES {placeholders} "
-        "ON CONFLICT (task_id, worker_id) DO NOTHING RETURNING id, task_id"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return {task_id: pk for pk, task_id in cursor.fetchall()}
-
-
-def assignment_claim(*, worker: Worker, batch: Batch, count: int) -> list[dict[str, Any]]:
-    """Lease up to ``count`` tasks of an open batch to ``worker``; returns the leases, shuffled.
-
-    Gold tasks are mixed in at ``batch.gold_rate`` and nothing in the result (order, fields) tells
-    them apart. Guarantees, enforced by the database: a worker never holds the same task twice
-    (unique constraint); a regular task never has more than ``overlap`` active + submitted
-    assignments (row lock + counter under a check constraint). An exhausted batch returns ``[]``.
-    A worker may hold at most ``max_claims_per_request`` active leases in one batch (409 beyond).
-    """
-    if batch.status != BatchStatus.OPEN:
-        raise Conflict(f"The batch is {batch.status}, not open.", code="batch_not_open")
-    now = timezone.now()
-    expires = now + timedelta(seconds=batch.lease_seconds)
+def _claim_portable(
+    *, worker: Worker, batch: Batch, wanted: int, gold_wanted: int, now: datetime, expires: datetime
+) -> list[Lease]:
     with transaction.atomic():
         leases_expire(batch_id=batch.pk, now=now, limit=settings.LEASE_LAZY_EXPIRE_LIMIT)
-        active = Assignment.objects.filter(
-            worker=worker, batch=batch, status=AssignmentStatus.ACTIVE, expires_at__gt=now
-        ).count()
-        wanted = min(count, batch.max_claims_per_request - active)
-        if wanted <= 0:
-            raise Conflict(
-                "Submit, skip or release your current leases in this batch before claiming more.",
-                code="too_many_active_leases",
-                detail={"active": active, "max_claims_per_request": batch.max_claims_per_request},
+        regular_wanted = wanted - gold_wanted
+        regular = (
+            list(
+                _claimable(batch, worker)
+                .order_by("id")
+                .select_for_update(skip_locked=True, of=("self",))
+                .values_list("id", "input")[:regular_wanted]
             )
-        gold_wanted = sum(_rng.random() < batch.gold_rate for _ in range(wanted))
-        gold = _pick_gold(batch=batch, worker=worker, wanted=gold_wanted) if gold_wanted else []
-        regular_wanted = wanted - len(gold)
-        regular = _lock_regular(batch=batch, worker=worker, wanted=regular_wanted) if regular_wanted else []
-        # Serving gold alone once regular work has run out would mark it as gold.
-        if not regular and (regular_wanted or not _has_regular_work(batch=batch, worker=worker)):
+            if regular_wanted
+            else []
+        )
+        if not regular and (regular_wanted or not _claimable(batch, worker).exists()):
             return []
-        rows = [(tid, True) for tid, _ in gold] + [(tid, False) for tid, _ in regular]
-        _rng.shuffle(rows)
-        inserted = _insert(rows, batch=batch, worker=worker, now=now, expires=expires)
-        taken = [tid for tid, _ in regular if tid in inserted]
+        gold = _pick_gold(batch=batch, worker=worker, wanted=gold_wanted) if gold_wanted else []
+        chosen = [(tid, inp, False) for tid, inp in regular] + [(tid, inp, True) for tid, inp in gold]
+        _rng.shuffle(chosen)
+        existing = set(
+            Assignment.objects.filter(worker=worker, task_id__in=[c[0] for c in chosen]).values_list(
+                "task_id", flat=True
+            )
+        )
+        chosen = [c for c in chosen if c[0] not in existing]
+        created = Assignment.objects.bulk_create(
+            [
+                Assignment(
+                    task_id=tid,
+                    batch=batch,
+                    worker=worker,
+                    is_gold=is_gold,
+                    claimed_at=now,
+                    expires_at=expires,
+                )
+                for tid, _, is_gold in chosen
+            ]
+        )
+        taken = [tid for tid, _, is_gold in chosen if not is_gold]
         if taken:
             Task.objects.filter(id__in=taken).update(slots_taken=F("slots_taken") + 1)
-    inputs = dict(gold) | dict(regular)
     return [
-        {"id": inserted[tid], "batch": batch.pk, "input": inputs[tid], "expires_at": expires}
-        for tid, _ in rows
-        if tid in inserted
+        Lease(a.pk, batch.pk, json.dumps(inp), expires)
+        for a, (_, inp, _) in zip(created, chosen, strict=True)
     ]

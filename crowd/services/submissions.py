@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
 from marketplace.enums import BatchStatus, TaskStatus
 from marketplace.errors import Conflict, NotFound, ValidationFailed
 from marketplace.models import Task
-from marketplace.schemas import validator
+from marketplace.schemas import answer_validator
 
 from ..enums import AssignmentStatus
 from ..models import Assignment, Worker
@@ -57,6 +58,72 @@ def _check_active(assignment: Assignment, now: Any) -> Conflict | None:
     return None
 
 
+def _answer_errors(answer: Any, *, project_id: int, version: Any) -> None:
+    errors = [
+        f"{e.json_path}: {e.message}" for e in answer_validator(project_id, version).iter_errors(answer)
+    ]
+    if errors:
+        raise ValidationFailed("The answer does not match the answer schema.", detail={"answer": errors})
+
+
+# The PostgreSQL fast path: read without a lock, then one conditional statement that records the
+# answer only if the lease is still this worker's, active and unexpired, and bumps the task's
+# counters in the same statement. If the condition fails, the locked path below decides why.
+_SUBMIT_READ_SQL = """
+SELECT a.status, a.expires_at, a.batch_id, b.status, b.project_id, p.updated_at
+FROM crowd_assignment a
+JOIN marketplace_batch b ON b.id = a.batch_id
+JOIN marketplace_project p ON p.id = b.project_id
+WHERE a.id = %(id)s AND a.worker_id = %(worker)s
+"""
+_SUBMIT_WRITE_SQL = """
+WITH upd AS (
+    UPDATE crowd_assignment
+    SET status = 'submitted', answer = %(answer)s::jsonb, submitted_at = %(now)s, submit_key = %(key)s
+    WHERE id = %(id)s AND worker_id = %(worker)s AND status = 'active' AND expires_at > %(now)s
+    RETURNING task_id, is_gold
+),
+bump AS (
+    UPDATE marketplace_task t
+    SET answers_count = t.answers_count + 1,
+        status = CASE WHEN t.answers_count + 1 >= t.overlap THEN 'complete' ELSE t.status END
+    FROM upd WHERE t.id = upd.task_id AND NOT upd.is_gold
+)
+SELECT count(*) FROM upd
+"""
+
+
+def _submit_fast(
+    *, worker: Worker, assignment_id: int, answer: Any, idempotency_key: str, now: Any
+) -> Assignment | None:
+    """Returns the submitted assignment, or None when the locked path must decide."""
+    params = {"id": assignment_id, "worker": worker.pk}
+    with connection.cursor() as cursor:
+        cursor.execute(_SUBMIT_READ_SQL, params)
+        row = cursor.fetchone()
+        if row is None:
+            raise NotFound("Assignment not found.")
+        status, expires_at, batch_id, batch_status, project_id, version = row
+        if status != AssignmentStatus.ACTIVE or expires_at <= now or batch_status == BatchStatus.CLOSED:
+            return None
+        _answer_errors(answer, project_id=project_id, version=version)
+        cursor.execute(
+            _SUBMIT_WRITE_SQL,
+            {**params, "answer": json.dumps(answer), "now": now, "key": idempotency_key},
+        )
+        if cursor.fetchone()[0] != 1:
+            return None
+    return Assignment(
+        id=assignment_id,
+        batch_id=batch_id,
+        worker=worker,
+        status=AssignmentStatus.SUBMITTED,
+        answer=answer,
+        submitted_at=now,
+        submit_key=idempotency_key,
+    )
+
+
 def assignment_submit(
     *, worker: Worker, assignment_id: int, answer: Any, idempotency_key: str = ""
 ) -> Assignment:
@@ -69,6 +136,25 @@ def assignment_submit(
     task becomes ``complete`` at its overlap.
     """
     now = timezone.now()
+    if connection.vendor == "postgresql":
+        done = _submit_fast(
+            worker=worker,
+            assignment_id=assignment_id,
+            answer=answer,
+            idempotency_key=idempotency_key,
+            now=now,
+        )
+        if done is not None:
+            return done
+    return _submit_locked(
+        worker=worker, assignment_id=assignment_id, answer=answer, idempotency_key=idempotency_key, now=now
+    )
+
+
+def _submit_locked(
+    *, worker: Worker, assignment_id: int, answer: Any, idempotency_key: str, now: Any
+) -> Assignment:
+    """The portable path: lock the assignment row, decide, write. Also the fast path's referee."""
     conflict: Conflict | None = None
     with transaction.atomic():
         assignment = _lock_for_worker(worker=worker, assignment_id=assignment_id)
@@ -83,14 +169,7 @@ def assignment_submit(
             batch = assignment.batch
             if batch.status == BatchStatus.CLOSED:
                 raise Conflict("The batch is closed.", code="batch_closed")
-            errors = [
-                f"{e.json_path}: {e.message}"
-                for e in validator(batch.project.answer_schema).iter_errors(answer)
-            ]
-            if errors:
-                raise ValidationFailed(
-                    "The answer does not match the answer schema.", detail={"answer": errors}
-                )
+            _answer_errors(answer, project_id=batch.project_id, version=batch.project.updated_at)
             assignment.status = AssignmentStatus.SUBMITTED
             assignment.answer = answer
             assignment.submitted_at = now
