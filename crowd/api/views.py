@@ -8,7 +8,7 @@ from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
-from rest_framework.generics import GenericAPIView
+from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -86,15 +86,17 @@ def _result(assignment: Assignment) -> dict[str, Any]:
     return WorkAssignmentResultSerializer(assignment).data
 
 
-class WorkBatchListApi(GenericAPIView):
+class WorkBatchListApi(ListAPIView):
     permission_classes = [IsWorker]
     pagination_class = DefaultPagination
     serializer_class = WorkBatchSerializer
 
+    def get_queryset(self) -> Any:
+        return selectors.batch_list_for_worker(worker=self.request.worker)
+
     @extend_schema(summary="Open batches I may work on, highest priority first")
-    def get(self, request: Request) -> Response:
-        page = self.paginate_queryset(selectors.batch_list_for_worker(worker=request.worker))
-        return self.get_paginated_response(WorkBatchSerializer(page, many=True).data)
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
 
 
 class WorkBatchDetailApi(APIView):
@@ -139,10 +141,23 @@ def _leases_json(leases: list[claims.Lease]) -> str:
     return f'{{"assignments":[{items}]}}'
 
 
-class WorkAssignmentListApi(GenericAPIView):
+class NewestFirstCursorPagination(IdCursorPagination):
+    ordering = "-id"
+
+
+class WorkAssignmentListApi(ListAPIView):
     permission_classes = [IsWorker]
-    pagination_class = IdCursorPagination
+    pagination_class = NewestFirstCursorPagination
     serializer_class = WorkAssignmentSerializer
+
+    def get_queryset(self) -> Any:
+        wanted = self.request.query_params.get("status")
+        if wanted and wanted not in AssignmentStatus.values:
+            raise ValidationFailed(
+                "Unknown status.",
+                detail={"status": [f"Choose one of: {', '.join(AssignmentStatus.values)}."]},
+            )
+        return selectors.assignment_list_for_worker(worker=self.request.worker, status=wanted)
 
     @extend_schema(
         summary="My assignments, newest first",
@@ -150,18 +165,8 @@ class WorkAssignmentListApi(GenericAPIView):
             OpenApiParameter("status", OpenApiTypes.STR, enum=AssignmentStatus.values, required=False)
         ],
     )
-    def get(self, request: Request) -> Response:
-        wanted = request.query_params.get("status")
-        if wanted and wanted not in AssignmentStatus.values:
-            raise ValidationFailed(
-                "Unknown status.",
-                detail={"status": [f"Choose one of: {', '.join(AssignmentStatus.values)}."]},
-            )
-        self.paginator.ordering = "-id"
-        page = self.paginate_queryset(
-            selectors.assignment_list_for_worker(worker=request.worker, status=wanted)
-        )
-        return self.get_paginated_response(WorkAssignmentSerializer(page, many=True).data)
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
 
 
 class WorkAssignmentDetailApi(APIView):

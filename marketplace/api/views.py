@@ -9,7 +9,7 @@ from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiRequest, extend_schema
 from rest_framework import status
-from rest_framework.generics import GenericAPIView
+from rest_framework.generics import ListAPIView
 from rest_framework.parsers import BaseParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
@@ -103,16 +103,12 @@ class TokenRevokeApi(APIView):
 # --- projects -------------------------------------------------------------------------------
 
 
-class ProjectListCreateApi(GenericAPIView):
+class ProjectListCreateApi(ListAPIView):
     permission_classes = [IsRequester]
     serializer_class = ProjectSerializer
 
     def get_queryset(self) -> Any:
         return selectors.project_list(requester=self.request.requester)
-
-    def get(self, request: Request) -> Response:
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(ProjectSerializer(page, many=True).data)
 
     @extend_schema(responses={201: ProjectSerializer})
     def post(self, request: Request) -> Response:
@@ -140,16 +136,12 @@ class ProjectDetailApi(APIView):
 # --- batches --------------------------------------------------------------------------------
 
 
-class BatchListCreateApi(GenericAPIView):
+class BatchListCreateApi(ListAPIView):
     permission_classes = [IsRequester]
     serializer_class = BatchSerializer
 
     def get_queryset(self) -> Any:
         return selectors.batch_list(requester=self.request.requester)
-
-    def get(self, request: Request) -> Response:
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(BatchSerializer(page, many=True).data)
 
     @extend_schema(responses={201: BatchSerializer})
     def post(self, request: Request) -> Response:
@@ -266,23 +258,25 @@ def _read_rows(request: Request) -> list[Any]:
     return rows
 
 
-class BatchTasksApi(GenericAPIView):
+class BatchTasksApi(ListAPIView):
     permission_classes = [IsRequester]
     parser_classes = [RawBodyParser]
     pagination_class = IdCursorPagination
     serializer_class = TaskSerializer
 
+    def get_queryset(self) -> Any:
+        batch = selectors.batch_get(requester=self.request.requester, batch_id=self.kwargs["batch_id"])
+        qs = batch.tasks.all()
+        if "is_gold" in self.request.query_params:
+            qs = qs.filter(is_gold=self.request.query_params["is_gold"].lower() in {"1", "true", "yes"})
+        return qs
+
     @extend_schema(
         summary="Tasks of a batch (requester view, gold answers included)",
         parameters=[OpenApiParameter("is_gold", OpenApiTypes.BOOL, required=False)],
     )
-    def get(self, request: Request, batch_id: int) -> Response:
-        batch = selectors.batch_get(requester=request.requester, batch_id=batch_id)
-        qs = batch.tasks.all()
-        if "is_gold" in request.query_params:
-            qs = qs.filter(is_gold=request.query_params["is_gold"].lower() in {"1", "true", "yes"})
-        page = self.paginate_queryset(qs)
-        return self.get_paginated_response(TaskSerializer(page, many=True).data)
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
 
     @extend_schema(
         summary="Bulk-upload tasks (JSON array or JSON Lines)",
@@ -313,10 +307,23 @@ class BatchTasksApi(GenericAPIView):
         return Response(result.as_dict(), status=code)
 
 
-class BatchAssignmentListApi(GenericAPIView):
+class BatchAssignmentListApi(ListAPIView):
     permission_classes = [IsRequester]
     pagination_class = IdCursorPagination
     serializer_class = RequesterAssignmentSerializer
+
+    def get_queryset(self) -> Any:
+        batch = selectors.batch_get(requester=self.request.requester, batch_id=self.kwargs["batch_id"])
+        wanted = self.request.query_params.get("status")
+        if wanted and wanted not in AssignmentStatus.values:
+            raise ValidationFailed(
+                "Unknown status.",
+                detail={"status": [f"Choose one of: {', '.join(AssignmentStatus.values)}."]},
+            )
+        return selectors.batch_assignment_list(batch=batch, status=wanted)
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        return {**super().get_serializer_context(), "requester": self.request.requester}
 
     @extend_schema(
         summary="Answers and leases of a batch",
@@ -324,14 +331,5 @@ class BatchAssignmentListApi(GenericAPIView):
             OpenApiParameter("status", OpenApiTypes.STR, enum=AssignmentStatus.values, required=False)
         ],
     )
-    def get(self, request: Request, batch_id: int) -> Response:
-        batch = selectors.batch_get(requester=request.requester, batch_id=batch_id)
-        wanted = request.query_params.get("status")
-        if wanted and wanted not in AssignmentStatus.values:
-            raise ValidationFailed(
-                "Unknown status.",
-                detail={"status": [f"Choose one of: {', '.join(AssignmentStatus.values)}."]},
-            )
-        page = self.paginate_queryset(selectors.batch_assignment_list(batch=batch, status=wanted))
-        data = RequesterAssignmentSerializer(page, many=True, context={"requester": request.requester}).data
-        return self.get_paginated_response(data)
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)

@@ -137,6 +137,12 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "BatchStatusEnum": "marketplace.enums.BatchStatus",
+        "TaskStatusEnum": "marketplace.enums.TaskStatus",
+        "AssignmentStatusEnum": "crowd.enums.AssignmentStatus",
+        "RoleEnum": "marketplace.enums.Role",
+    },
 }
 
 # --- Celery ---------------------------------------------------------------------------------
