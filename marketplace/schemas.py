@@ -12,11 +12,35 @@ from jsonschema.validators import validator_for
 
 from .errors import ValidationFailed
 
+UNSTORABLE = "Must not contain the NUL character (\\u0000) or an unpaired surrogate."
+
+
+def storable(value: Any) -> bool:
+    """Whether PostgreSQL can store ``value`` (jsonb or text): JSON escapes can smuggle in U+0000 or
+    an unpaired UTF-16 surrogate, which it refuses with an error (a 500) instead of a 400."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return False
+        if value.isascii():
+            return True
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, dict):
+        return all(storable(k) and storable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(storable(v) for v in value)
+    return True
+
 
 def schema_check(schema: Any, *, field: str) -> None:
     """Refuse a schema that is not itself valid JSON Schema (400 on ``field``)."""
     if not isinstance(schema, dict):
         raise ValidationFailed("Invalid JSON Schema.", detail={field: ["Must be a JSON object."]})
+    if not storable(schema):
+        raise ValidationFailed("Invalid JSON Schema.", detail={field: [UNSTORABLE]})
     try:
         validator_for(schema, default=Draft202012Validator).check_schema(schema)
     except SchemaError as exc:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import factory
+from allauth.account.models import EmailAddress
+from django.utils import timezone
+from rest_framework.fields import DateTimeField
 from rest_framework.test import APIClient
 
-from crowd.models import Worker
+from crowd.enums import AssignmentStatus
+from crowd.models import Assignment, Worker
 from marketplace.enums import BatchStatus
-from marketplace.models import Batch, Project, Requester, Task, User
+from marketplace.models import ApiToken, Batch, Project, Requester, Task, User
 from marketplace.services.accounts import token_create
 
 LABEL_ANSWER_SCHEMA = {"type": "string", "enum": ["cat", "dog", "other"]}
@@ -81,6 +86,21 @@ class TaskFactory(factory.django.DjangoModelFactory):
     gold_answer = None
 
 
+class AssignmentFactory(factory.django.DjangoModelFactory):
+    """An assignment row as the claim would write it. Task counters are left to the test."""
+
+    class Meta:
+        model = Assignment
+
+    task = factory.SubFactory(TaskFactory)
+    batch = factory.LazyAttribute(lambda a: a.task.batch)
+    worker = factory.SubFactory(WorkerFactory)
+    is_gold = factory.LazyAttribute(lambda a: a.task.is_gold)
+    status = AssignmentStatus.ACTIVE
+    claimed_at = factory.LazyFunction(timezone.now)
+    expires_at = factory.LazyAttribute(lambda a: a.claimed_at + timedelta(seconds=a.batch.lease_seconds))
+
+
 def make_tasks(batch: Batch, n: int, *, gold: int = 0, gold_answer: Any = "cat") -> list[Task]:
     """``n`` regular tasks then ``gold`` gold tasks, created in bulk."""
     rows = [Task(batch=batch, input={"text": f"item {i}"}, overlap=batch.overlap) for i in range(n)]
@@ -103,3 +123,32 @@ def client_for(user: User) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     return client
+
+
+# --- Builders for the API tests ---------------------------------------------------------------
+
+
+def open_batch(*, regular: int = 0, gold: int = 0, gold_answer: Any = "cat", **fields: Any) -> Batch:
+    """A published batch (open unless ``status`` says otherwise) with ``regular`` regular and
+    ``gold`` gold tasks."""
+    fields.setdefault("status", BatchStatus.OPEN)
+    batch = BatchFactory(published_at=timezone.now(), **fields)
+    make_tasks(batch, regular, gold=gold, gold_answer=gold_answer)
+    return batch
+
+
+def iso(value: Any) -> str | None:
+    """A datetime rendered the way the API renders it."""
+    return None if value is None else DateTimeField().to_representation(value)
+
+
+def db_snapshot() -> dict[str, list[tuple[Any, ...]]]:
+    """Every row (all columns) of the tables the core loop writes, to compare before and after a
+    refused request: no row added or removed, no status, counter or field changed."""
+    models = (User, Requester, Worker, ApiToken, EmailAddress, Project, Batch, Task, Assignment)
+    return {
+        model.__name__: list(
+            model.objects.order_by("pk").values_list(*[f.attname for f in model._meta.concrete_fields])
+        )
+        for model in models
+    }

@@ -12,7 +12,7 @@ from django.utils import timezone
 from marketplace.enums import BatchStatus, TaskStatus
 from marketplace.errors import Conflict, NotFound, ValidationFailed
 from marketplace.models import Task
-from marketplace.schemas import answer_validator
+from marketplace.schemas import UNSTORABLE, answer_validator, storable
 
 from ..enums import AssignmentStatus
 from ..models import Assignment, Worker
@@ -64,6 +64,8 @@ def _answer_errors(answer: Any, *, project_id: int, version: Any) -> None:
     ]
     if errors:
         raise ValidationFailed("The answer does not match the answer schema.", detail={"answer": errors})
+    if not storable(answer):
+        raise ValidationFailed("The answer cannot be stored.", detail={"answer": [UNSTORABLE]})
 
 
 # The PostgreSQL fast path: read without a lock, then one conditional statement that records the

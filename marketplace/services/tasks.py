@@ -10,7 +10,7 @@ from django.db import transaction
 from ..enums import BatchStatus
 from ..errors import Conflict, ValidationFailed
 from ..models import Batch, Task
-from ..schemas import validator
+from ..schemas import UNSTORABLE, storable, validator
 
 ROW_FIELDS = frozenset({"input", "gold_answer", "external_id"})
 MAX_REPORTED_ERRORS = 1000
@@ -63,13 +63,19 @@ def _row_errors(row: Any, input_validator: Any, answer_validator: Any) -> dict[s
         messages = [f"{e.json_path}: {e.message}" for e in input_validator.iter_errors(row["input"])]
         if messages:
             errors["input"] = messages
+        elif not storable(row["input"]):
+            errors["input"] = [UNSTORABLE]
     if row.get("gold_answer") is not None:
         messages = [f"{e.json_path}: {e.message}" for e in answer_validator.iter_errors(row["gold_answer"])]
         if messages:
             errors["gold_answer"] = messages
+        elif not storable(row["gold_answer"]):
+            errors["gold_answer"] = [UNSTORABLE]
     external_id = row.get("external_id")
     if external_id is not None and (not isinstance(external_id, str) or not 1 <= len(external_id) <= 200):
         errors["external_id"] = ["Must be a string of 1 to 200 characters."]
+    elif external_id is not None and not storable(external_id):
+        errors["external_id"] = [UNSTORABLE]
     return errors
 
 
