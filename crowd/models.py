@@ -26,9 +26,15 @@ class Assignment(models.Model):
     join; ``is_gold`` is never serialised to a worker.
     """
 
-    task = models.ForeignKey("marketplace.Task", on_delete=models.CASCADE, related_name="assignments")
-    batch = models.ForeignKey("marketplace.Batch", on_delete=models.CASCADE, related_name="assignments")
-    worker = models.ForeignKey(Worker, on_delete=models.CASCADE, related_name="assignments")
+    # No single-column FK indexes: the unique (task, worker) constraint and the (batch, ...) and
+    # (worker, ...) indexes below lead with these columns, and every index costs each claim/submit.
+    task = models.ForeignKey(
+        "marketplace.Task", on_delete=models.CASCADE, related_name="assignments", db_index=False
+    )
+    batch = models.ForeignKey(
+        "marketplace.Batch", on_delete=models.CASCADE, related_name="assignments", db_index=False
+    )
+    worker = models.ForeignKey(Worker, on_delete=models.CASCADE, related_name="assignments", db_index=False)
     is_gold = models.BooleanField(default=False)
     status = models.CharField(
         max_length=10, choices=AssignmentStatus.choices, default=AssignmentStatus.ACTIVE

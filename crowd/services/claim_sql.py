@@ -7,31 +7,40 @@ count) run as one statement, i.e. one round trip and one implicit transaction.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 from contextlib import nullcontext
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 
 logger = logging.getLogger(__name__)
 
-_UNSEEN = "NOT EXISTS (SELECT 1 FROM crowd_assignment a WHERE a.task_id = t.id AND a.worker_id = %(worker)s)"
+# ``OFFSET 0`` keeps the subquery a per-row probe of the (task, worker) unique index. Pulled up
+# into an anti-join, the planner may merge-join against that index filtered on its second column,
+# which reads every assignment of the batch up to the current task: slower with every answer.
+_UNSEEN = (
+    "NOT EXISTS (SELECT 1 FROM crowd_assignment a"
+    " WHERE a.task_id = t.id AND a.worker_id = %(worker)s OFFSET 0)"
+)
 _CLAIMABLE = f"t.batch_id = %(batch)s AND NOT t.is_gold AND t.slots_taken < t.overlap AND {_UNSEEN}"
 
-# Regular tasks are locked with SKIP LOCKED so concurrent claimers never wait on each other; the
-# lock re-checks ``slots_taken < overlap`` on the newest row version, and the check constraint is
-# the last guard. Gold tasks have no capacity, so they are read unlocked from a random pivot.
-# ``ON CONFLICT DO NOTHING`` absorbs a second session of the same worker that committed the same
-# task a moment earlier; only inserted rows take a slot. Gold is served only beside regular work.
-CLAIM_SQL = f"""
-WITH regular AS (
-    SELECT t.id, t.input FROM marketplace_task t
-    WHERE {_CLAIMABLE}
-    ORDER BY t.id LIMIT %(n_regular)s
-    FOR UPDATE OF t SKIP LOCKED
-),
-pivot AS (
+# Gold tasks have no capacity, so they are read unlocked from a random pivot, first: a gold share
+# the worker cannot fill (they have seen every gold task) is filled with regular work instead.
+# Regular tasks, as many as the whole claim (a constant LIMIT keeps the planner's estimates
+# small; only those the gold share leaves room for are used), are locked with SKIP LOCKED so
+# concurrent claimers never wait on each other; the lock re-checks ``slots_taken < overlap`` on
+# the newest row version, and the check constraint is the last guard. Gold is served only beside
+# regular work, so an exhausted batch returns nothing.
+# ``ON CONFLICT DO NOTHING`` absorbs a second session of the same worker that inserted the same
+# task a moment earlier; only inserted rows take a slot. Rows are inserted in an order that is
+# fixed per (worker, task) but unrelated to task ids or gold: two sessions of one worker then
+# wait on each other's inserts in the same order (no deadlock), and assignment ids reveal nothing.
+_CLAIM_TEMPLATE = f"""
+WITH pivot AS (
     SELECT min(id) + floor(random() * (max(id) - min(id) + 1))::bigint AS at
     FROM marketplace_task WHERE batch_id = %(batch)s AND is_gold
 ),
@@ -47,18 +56,28 @@ gold AS (
     ) g
     ORDER BY part, id LIMIT %(n_gold)s
 ),
+locked AS (
+    SELECT t.id, t.input FROM marketplace_task t
+    WHERE {_CLAIMABLE}
+    ORDER BY t.id LIMIT %(n_total)s
+    FOR UPDATE OF t {{lock}}
+),
+regular AS (
+    SELECT id, input FROM locked ORDER BY id LIMIT %(n_total)s - (SELECT count(*) FROM gold)
+),
 chosen AS (
     SELECT id, input, false AS is_gold FROM regular
     UNION ALL
     SELECT id, input, true AS is_gold FROM gold
     WHERE EXISTS (SELECT 1 FROM regular)
-       OR (%(n_regular)s = 0 AND EXISTS (SELECT 1 FROM marketplace_task t WHERE {_CLAIMABLE}))
+       OR (%(n_total)s = (SELECT count(*) FROM gold)
+           AND EXISTS (SELECT 1 FROM marketplace_task t WHERE {_CLAIMABLE}))
 ),
 ins AS (
     INSERT INTO crowd_assignment
         (task_id, batch_id, worker_id, is_gold, status, claimed_at, expires_at, submit_key)
     SELECT id, %(batch)s, %(worker)s, is_gold, 'active', %(now)s, %(expires)s, ''
-    FROM chosen ORDER BY random()
+    FROM chosen ORDER BY md5(id::text || ':' || %(salt)s)
     ON CONFLICT (task_id, worker_id) DO NOTHING
     RETURNING id, task_id, is_gold
 ),
@@ -68,6 +87,10 @@ bump AS (
 )
 SELECT ins.id, chosen.input::text FROM ins JOIN chosen ON chosen.id = ins.task_id ORDER BY ins.id
 """
+CLAIM_SQL = _CLAIM_TEMPLATE.format(lock="SKIP LOCKED")
+# The second try after an empty first one waits for rows other claimers hold instead of skipping
+# them: near the end of a batch the only free slots may sit on rows locked for a moment.
+CLAIM_WAIT_SQL = _CLAIM_TEMPLATE.format(lock="")
 
 # Overdue leases of one batch: mark them expired and give their slots back, in one statement.
 # SKIP LOCKED leaves rows that a submit is holding to that submit.
@@ -110,11 +133,22 @@ def claim(
     params: dict[str, Any] = {
         "batch": batch_id,
         "worker": worker_id,
-        "n_regular": n_regular,
+        "salt": _insert_salt(worker_id),
+        "n_total": n_regular + n_gold,
         "n_gold": n_gold,
         "now": now,
         "expires": expires,
     }
     with connection.cursor() as cursor:
         cursor.execute(CLAIM_SQL, params)
-        return cursor.fetchall()
+        rows = cursor.fetchall()
+        if not rows:
+            cursor.execute(CLAIM_WAIT_SQL, params)
+            rows = cursor.fetchall()
+        return rows
+
+
+def _insert_salt(worker_id: int) -> str:
+    """A per-worker secret that orders a claim's inserts; see the comment on ``_CLAIM_TEMPLATE``."""
+    key = settings.SECRET_KEY.encode()
+    return hmac.new(key, str(worker_id).encode(), hashlib.sha256).hexdigest()[:16]

@@ -124,7 +124,9 @@ def _claim_portable(
 ) -> list[Lease]:
     with transaction.atomic():
         leases_expire(batch_id=batch.pk, now=now, limit=settings.LEASE_LAZY_EXPIRE_LIMIT)
-        regular_wanted = wanted - gold_wanted
+        # Gold first: a gold share the worker cannot fill (all gold seen) becomes regular work.
+        gold = _pick_gold(batch=batch, worker=worker, wanted=gold_wanted) if gold_wanted else []
+        regular_wanted = wanted - len(gold)
         regular = (
             list(
                 _claimable(batch, worker)
@@ -137,7 +139,6 @@ def _claim_portable(
         )
         if not regular and (regular_wanted or not _claimable(batch, worker).exists()):
             return []
-        gold = _pick_gold(batch=batch, worker=worker, wanted=gold_wanted) if gold_wanted else []
         chosen = [(tid, inp, False) for tid, inp in regular] + [(tid, inp, True) for tid, inp in gold]
         _rng.shuffle(chosen)
         existing = set(

@@ -53,7 +53,10 @@ def _check_active(assignment: Assignment, now: Any) -> Conflict | None:
         return Conflict(
             "The lease expired before the answer arrived.",
             code="assignment_expired",
-            detail={"status": AssignmentStatus.EXPIRED, "expires_at": assignment.expires_at.isoformat()},
+            detail={
+                "status": AssignmentStatus.EXPIRED,
+                "expires_at": assignment.expires_at.isoformat().replace("+00:00", "Z"),
+            },
         )
     return None
 

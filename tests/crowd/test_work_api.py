@@ -627,7 +627,7 @@ def test_submit_after_the_lease_expired_is_409_and_returns_the_slot(worker_clien
     assert response.json() == {
         "code": "assignment_expired",
         "message": "The lease expired before the answer arrived.",
-        "detail": {"status": "expired", "expires_at": lease.expires_at.isoformat()},
+        "detail": {"status": "expired", "expires_at": iso(lease.expires_at)},
     }
     lease.refresh_from_db()
     assert (lease.status, lease.answer, lease.submitted_at, lease.submit_key) == ("expired", None, None, "")
@@ -782,7 +782,7 @@ def test_skip_or_release_an_expired_lease_is_409_and_returns_the_slot_once(worke
     assert response.json() == {
         "code": "assignment_expired",
         "message": "The lease expired before the answer arrived.",
-        "detail": {"status": "expired", "expires_at": lease.expires_at.isoformat()},
+        "detail": {"status": "expired", "expires_at": iso(lease.expires_at)},
     }
     assert Assignment.objects.get(pk=lease.pk).status == AssignmentStatus.EXPIRED
     assert _slots(batch) == [(0, 0, "open")]
@@ -806,14 +806,6 @@ def test_gold_leases_never_take_slots_or_count_answers(worker, worker_client):
     assert _slots(batch) == [(0, 0, "open")] * 4
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG in crowd/services/claim_sql.py CLAIM_SQL (and claims._claim_portable): the gold share of "
-        "a claim is drawn first; when the worker has already seen every gold task it is not refilled "
-        "with regular work, so the claim returns [] although regular tasks are free"
-    ),
-)
 def test_claim_falls_back_to_regular_work_once_every_gold_task_was_seen(worker, worker_client):
     # given the worker has already answered the only gold task of a half-gold batch
     batch = open_batch(regular=30, gold=1, gold_rate=0.5)
