@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from crowd.api import views as work
 
@@ -32,4 +32,5 @@ urlpatterns = [
     path("work/assignments/<int:assignment_id>/submit", work.WorkSubmitApi.as_view(), name="work-submit"),
     path("work/assignments/<int:assignment_id>/skip", work.WorkSkipApi.as_view(), name="work-skip"),
     path("work/assignments/<int:assignment_id>/release", work.WorkReleaseApi.as_view(), name="work-release"),
+    path("", include("payments.api.urls")),
 ]

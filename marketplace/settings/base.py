@@ -175,3 +175,37 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
+
+# --- payments -------------------------------------------------------------------------------
+# Stripe: the key and webhook secret come from the environment; STRIPE_API_BASE points the SDK at
+# the project's Stripe fake on loopback (`manage.py stripe_fake`) for the demo and Celery.
+STRIPE_API_KEY = os.environ.get("STRIPE_API_KEY", "sk_test_crowdmarket_dev")
+STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "whsec_crowdmarket_dev")
+STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "")
+STRIPE_MAX_NETWORK_RETRIES = int(os.environ.get("STRIPE_MAX_NETWORK_RETRIES", "2"))
+STRIPE_WEBHOOK_TOLERANCE = int(os.environ.get("STRIPE_WEBHOOK_TOLERANCE", "300"))
+STRIPE_SUCCESS_URL = os.environ.get("STRIPE_SUCCESS_URL", "http://127.0.0.1:8000/api/docs/?funding=success")
+STRIPE_CANCEL_URL = os.environ.get("STRIPE_CANCEL_URL", "http://127.0.0.1:8000/api/docs/?funding=cancel")
+STRIPE_ONBOARDING_RETURN_URL = os.environ.get("STRIPE_ONBOARDING_RETURN_URL", "http://127.0.0.1:8000/api/docs/")
+STRIPE_ONBOARDING_REFRESH_URL = os.environ.get(
+    "STRIPE_ONBOARDING_REFRESH_URL", "http://127.0.0.1:8000/api/docs/"
+)
+# Platform fee in basis points of the worker's price (1000 = 10 %).
+PLATFORM_FEE_BPS = int(os.environ.get("PLATFORM_FEE_BPS", "1000"))
+# Earnings stay pending this long (for appeals and chargebacks) before workers can withdraw them.
+EARNINGS_HOLD_DAYS = int(os.environ.get("EARNINGS_HOLD_DAYS", "7"))
+PAYOUT_MINIMUM_CENTS = int(os.environ.get("PAYOUT_MINIMUM_CENTS", "500"))
+FUNDING_MINIMUM_CENTS = int(os.environ.get("FUNDING_MINIMUM_CENTS", "100"))
+FUNDING_MAXIMUM_CENTS = int(os.environ.get("FUNDING_MAXIMUM_CENTS", "10000000"))
+CELERY_BEAT_SCHEDULE["ledger-reconcile"] = {
+    "task": "payments.tasks.ledger_reconcile",
+    "schedule": timedelta(seconds=int(os.environ.get("LEDGER_RECONCILE_SECONDS", "3600"))),
+}
+CELERY_BEAT_SCHEDULE["pending-to-available-sweep"] = {
+    "task": "payments.tasks.pending_to_available_sweep",
+    "schedule": timedelta(seconds=int(os.environ.get("EARNINGS_SWEEP_SECONDS", "3600"))),
+}
+CELERY_BEAT_SCHEDULE["stripe-events-process-pending"] = {
+    "task": "payments.tasks.stripe_events_process_pending",
+    "schedule": timedelta(seconds=int(os.environ.get("STRIPE_EVENT_SWEEP_SECONDS", "60"))),
+}

@@ -1,0 +1,13 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("funding", views.FundingCreateApi.as_view(), name="funding"),
+    path("stripe/webhook", views.StripeWebhookApi.as_view(), name="stripe-webhook"),
+    path("balance", views.BalanceApi.as_view(), name="balance"),
+    path("ledger", views.LedgerApi.as_view(), name="ledger"),
+    path("work/payout-account", views.PayoutAccountApi.as_view(), name="work-payout-account"),
+    path("work/payouts", views.PayoutListCreateApi.as_view(), name="work-payouts"),
+    path("work/payouts/<int:payout_id>", views.PayoutDetailApi.as_view(), name="work-payout-detail"),
+]

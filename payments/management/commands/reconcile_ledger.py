@@ -1,0 +1,24 @@
+"""``manage.py reconcile_ledger``: exit 0 when every balance equals its entries and all sum to 0."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from payments.models import Account, LedgerEntry
+from payments.services.ledger import ledger_reconcile
+
+
+class Command(BaseCommand):
+    help = "Check that every account balance equals its ledger entries and that the ledger sums to zero."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        problems = ledger_reconcile()
+        if problems:
+            for line in problems:
+                self.stderr.write(line)
+            raise CommandError(f"ledger out of balance: {len(problems)} problem(s)")
+        self.stdout.write(
+            f"ledger balanced: {Account.objects.count()} accounts, {LedgerEntry.objects.count()} entries"
+        )
