@@ -12,6 +12,7 @@ from marketplace.models import Batch, User
 
 from .enums import AssignmentStatus
 from .models import Assignment, Worker
+from .quality.restrictions import claim_columns_sql, eligibility_flags, eligible_batches, ensure_eligible
 
 # Workers may act on batches in these states; drafts are invisible to them.
 WORKER_VISIBLE = (BatchStatus.OPEN, BatchStatus.PAUSED, BatchStatus.CLOSED)
@@ -25,13 +26,15 @@ def worker_of(user: User) -> Worker | None:
 
 
 def batch_list_for_worker(*, worker: Worker) -> QuerySet[Batch]:
-    """Open batches, highest priority first, excluding the worker's own (as a requester)."""
-    return (
+    """Open batches, highest priority first, excluding the worker's own (as a requester), those
+    a restriction bars them from and those whose filters (skills, reliability) they fail."""
+    qs = (
         Batch.objects.filter(status=BatchStatus.OPEN)
         .exclude(project__requester__user_id=worker.user_id)
         .select_related("project")
         .order_by("-priority", "id")
     )
+    return eligible_batches(qs, worker=worker, now=timezone.now())
 
 
 def batch_get_for_worker(*, worker: Worker, batch_id: int) -> Batch:
@@ -60,13 +63,14 @@ def assignment_get_for_worker(*, worker: Worker, assignment_id: int) -> Assignme
     return assignment
 
 
-_CLAIM_BATCH_SQL = """
+_CLAIM_BATCH_SQL = f"""
 SELECT b.id, b.project_id, b.status, b.lease_seconds, b.gold_rate, b.max_claims_per_request,
        (SELECT count(*) FROM crowd_assignment a
          WHERE a.worker_id = %(worker)s AND a.batch_id = b.id AND a.status = 'active'
            AND a.expires_at > %(now)s),
        EXISTS (SELECT 1 FROM crowd_assignment a
-         WHERE a.batch_id = b.id AND a.status = 'active' AND a.expires_at <= %(now)s)
+         WHERE a.batch_id = b.id AND a.status = 'active' AND a.expires_at <= %(now)s),
+       {claim_columns_sql()}
 FROM marketplace_batch b
 JOIN marketplace_project p ON p.id = b.project_id
 JOIN marketplace_requester r ON r.id = p.requester_id
@@ -76,13 +80,15 @@ WHERE b.id = %(batch)s AND b.status IN ('open', 'paused', 'closed') AND r.user_i
 
 def batch_get_for_claim(*, worker: Worker, batch_id: int) -> tuple[Batch, int, bool]:
     """The batch a worker claims from, how many active leases they hold in it, and whether the
-    batch has overdue leases to expire first (hot path).
+    batch has overdue leases to expire first (hot path). A restriction or an unmet filter is 403.
 
-    On PostgreSQL one hand-written query returns all three; elsewhere the ORM does it.
+    On PostgreSQL one hand-written query returns all of it; elsewhere the ORM does it.
     """
     now = timezone.now()
     if connection.vendor != "postgresql":
         batch = batch_get_for_worker(worker=worker, batch_id=batch_id)
+        restricted, filters_fail = eligibility_flags(worker=worker, batch_id=batch.pk, now=now)
+        ensure_eligible(worker=worker, batch=batch, restricted=restricted, filters_fail=filters_fail, now=now)
         active = Assignment.objects.filter(
             worker=worker, batch=batch, status=AssignmentStatus.ACTIVE, expires_at__gt=now
         ).count()
@@ -94,7 +100,9 @@ def batch_get_for_claim(*, worker: Worker, batch_id: int) -> tuple[Batch, int, b
         row = cursor.fetchone()
     if row is None:
         raise NotFound("Batch not found.")
-    pk, project_id, status, lease_seconds, gold_rate, max_claims, active, has_overdue = row
+    pk, project_id, status, lease_seconds, gold_rate, max_claims, active, has_overdue, restricted, failing = (
+        row
+    )
     batch = Batch(
         id=pk,
         project_id=project_id,
@@ -103,4 +111,6 @@ def batch_get_for_claim(*, worker: Worker, batch_id: int) -> tuple[Batch, int, b
         gold_rate=gold_rate,
         max_claims_per_request=max_claims,
     )
+    if restricted or failing:
+        ensure_eligible(worker=worker, batch=batch, restricted=restricted, filters_fail=failing, now=now)
     return batch, active, has_overdue

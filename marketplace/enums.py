@@ -39,3 +39,42 @@ class TaskStatus(models.TextChoices):
 class Role(models.TextChoices):
     REQUESTER = "requester"
     WORKER = "worker"
+
+
+class ReviewMode(models.TextChoices):
+    """How a batch's answers get their verdict (the outcome payments follow).
+
+    manual  the requester reviews; whatever is still submitted after ``auto_accept_after_hours``
+            is accepted by the beat sweep
+    auto    accepted at submit, unless a QC rule rejected it first
+    gold    gold answers accepted or rejected by their score at submit; the rest accepted at submit
+    """
+
+    MANUAL = "manual"
+    AUTO = "auto"
+    GOLD = "gold"
+
+
+class AnswerComparison(models.TextChoices):
+    """How an answer is compared with a gold answer (``Project.answer_comparison["kind"]``).
+
+    exact    JSON equality (categorical answers)
+    numeric  ``|answer - gold| <= tolerance``
+    set      multi-label: the same set of labels
+    jaccard  multi-label: ``|A and G| / |A or G| >= threshold`` (the score is the Jaccard index)
+    """
+
+    EXACT = "exact"
+    NUMERIC = "numeric"
+    SET = "set"
+    JACCARD = "jaccard"
+
+
+class SkillOp(models.TextChoices):
+    """Comparators of a batch's skill filter."""
+
+    GTE = ">="
+    LTE = "<="
+    EQ = "=="
+    EXISTS = "exists"
+    NOT_EXISTS = "not exists"

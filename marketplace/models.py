@@ -9,7 +9,7 @@ from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.db import models
 from django.db.models import F, Q
 
-from .enums import BatchStatus, TaskStatus
+from .enums import AnswerComparison, BatchStatus, ReviewMode, SkillOp, TaskStatus
 
 
 class UserManager(BaseUserManager["User"]):
@@ -94,11 +94,37 @@ class Project(models.Model):
     instructions = models.TextField(blank=True)
     input_schema = models.JSONField(default=dict)
     answer_schema = models.JSONField(default=dict)
+    answer_comparison = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='How answers are scored against gold: {"kind": "exact"} (default), '
+        '{"kind": "numeric", "tolerance": 0.5}, {"kind": "set"}, {"kind": "jaccard", "threshold": 0.8}.',
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def comparison_kind(self) -> str:
+        return (self.answer_comparison or {}).get("kind", AnswerComparison.EXACT)
+
+
+class Skill(models.Model):
+    """A requester-defined skill; workers hold values 0 to 100 (``crowd.WorkerSkill``)."""
+
+    requester = models.ForeignKey(Requester, on_delete=models.CASCADE, related_name="skills")
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["requester", "name"], name="skill_unique_name")]
 
     def __str__(self) -> str:
         return self.name
@@ -117,6 +143,23 @@ class Batch(models.Model):
     gold_rate = models.FloatField(default=0.0, help_text="Share of claims served from gold tasks.")
     max_claims_per_request = models.PositiveSmallIntegerField(default=10)
     priority = models.IntegerField(default=0, help_text="Higher is shown to workers first.")
+    review_mode = models.CharField(max_length=10, choices=ReviewMode.choices, default=ReviewMode.MANUAL)
+    auto_accept_after_hours = models.PositiveIntegerField(
+        default=72, help_text="Manual review: submitted answers are accepted after this many hours."
+    )
+    min_reliability = models.FloatField(
+        null=True, blank=True, help_text="Filter: the worker's reliability on the project (posterior mean)."
+    )
+    is_training = models.BooleanField(
+        default=False, help_text="Every task carries a known answer; finishing grants training_skill."
+    )
+    training_skill = models.ForeignKey(
+        Skill, on_delete=models.PROTECT, null=True, blank=True, related_name="training_batches"
+    )
+    training_pass_mark = models.FloatField(default=0.8, help_text="Accuracy needed to be granted the skill.")
+    training_retry_hours = models.PositiveIntegerField(
+        default=24, help_text="A worker who failed may be granted the skill again after this delay."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     published_at = models.DateTimeField(null=True, blank=True)
@@ -134,10 +177,41 @@ class Batch(models.Model):
             models.CheckConstraint(
                 condition=Q(max_claims_per_request__gte=1), name="batch_max_claims_positive"
             ),
+            models.CheckConstraint(
+                condition=Q(min_reliability__isnull=True)
+                | (Q(min_reliability__gte=0) & Q(min_reliability__lte=1)),
+                name="batch_min_reliability_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(training_pass_mark__gte=0) & Q(training_pass_mark__lte=1),
+                name="batch_pass_mark_range",
+            ),
         ]
 
     def __str__(self) -> str:
         return self.name
+
+
+class BatchSkillFilter(models.Model):
+    """A batch admits only workers whose ``skill`` satisfies ``op`` (``value``); all must hold."""
+
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="skill_filters")
+    skill = models.ForeignKey(Skill, on_delete=models.PROTECT, related_name="+")
+    op = models.CharField(max_length=10, choices=SkillOp.choices)
+    value = models.PositiveSmallIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(op__in=[SkillOp.EXISTS, SkillOp.NOT_EXISTS], value__isnull=True)
+                | (~Q(op__in=[SkillOp.EXISTS, SkillOp.NOT_EXISTS]) & Q(value__lte=100)),
+                name="skill_filter_value",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"skill {self.skill_id} {self.op} {self.value}"
 
 
 class Task(models.Model):
@@ -152,6 +226,9 @@ class Task(models.Model):
     batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="tasks")
     input = models.JSONField()
     gold_answer = models.JSONField(null=True, blank=True)
+    gold_explanation = models.TextField(
+        blank=True, default="", help_text="Training batches show it to a worker after a wrong answer."
+    )
     is_gold = models.BooleanField(default=False)
     # NULL, not "", means "no external id": the unique constraint below only covers real ids.
     external_id = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001

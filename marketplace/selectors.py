@@ -33,7 +33,9 @@ def project_get(*, requester: Requester, project_id: int) -> Project:
 
 
 def batch_list(*, requester: Requester) -> QuerySet[Batch]:
-    return Batch.objects.filter(project__requester=requester).order_by("-id")
+    return (
+        Batch.objects.filter(project__requester=requester).prefetch_related("skill_filters").order_by("-id")
+    )
 
 
 def batch_get(*, requester: Requester, batch_id: int) -> Batch:

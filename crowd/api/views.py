@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -16,12 +16,13 @@ from rest_framework.views import APIView
 
 from marketplace.api.pagination import DefaultPagination, IdCursorPagination
 from marketplace.api.permissions import IsWorker
-from marketplace.errors import ValidationFailed
+from marketplace.errors import ApplicationError, ValidationFailed
 
 from .. import selectors
 from ..enums import AssignmentStatus
 from ..models import Assignment
 from ..services import claims, submissions
+from . import fast
 
 
 class WorkBatchSerializer(serializers.Serializer):
@@ -73,6 +74,18 @@ class WorkAssignmentSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField()
     submitted_at = serializers.DateTimeField(allow_null=True)
     ended_at = serializers.DateTimeField(allow_null=True)
+    reviewed_at = serializers.DateTimeField(allow_null=True, help_text="When it was accepted or rejected.")
+    review_reason = serializers.CharField(
+        help_text="Why it was rejected (or accepted), if a reason was given."
+    )
+    explanation = serializers.CharField(
+        source="feedback", allow_null=True, help_text="Training batches: why a wrong answer was wrong."
+    )
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        data["explanation"] = data["explanation"] or None
+        return data
 
 
 class WorkAssignmentResultSerializer(serializers.Serializer):
@@ -84,6 +97,9 @@ class WorkAssignmentResultSerializer(serializers.Serializer):
     answer = serializers.JSONField(allow_null=True)
     submitted_at = serializers.DateTimeField(allow_null=True)
     ended_at = serializers.DateTimeField(allow_null=True)
+    explanation = serializers.CharField(
+        allow_null=True, help_text="Training batches: why a wrong answer was wrong."
+    )
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -101,6 +117,7 @@ def _result(assignment: Assignment) -> dict[str, Any]:
         "answer": assignment.answer,
         "submitted_at": _iso(assignment.submitted_at),
         "ended_at": _iso(assignment.ended_at),
+        "explanation": assignment.feedback or None,
     }
 
 
@@ -139,6 +156,10 @@ class WorkBatchDetailApi(APIView):
 class WorkClaimApi(APIView):
     permission_classes = [IsWorker]
 
+    @classmethod
+    def as_view(cls, **initkwargs: Any) -> Any:
+        return fast.lean(super().as_view(**initkwargs), _claim_lean)
+
     @extend_schema(
         request=ClaimRequestSerializer,
         responses=ClaimResponseSerializer,
@@ -170,6 +191,38 @@ def _leases_json(leases: list[claims.Lease]) -> str:
         for lease in leases
     )
     return f'{{"assignments":[{items}]}}'
+
+
+def _claim_lean(request: HttpRequest, batch_id: int) -> HttpResponse | None:
+    """``WorkClaimApi.post`` for a plain request (see ``crowd.api.fast``)."""
+    worker = fast.token_worker(request)
+    count = _plain_count(fast.json_body(request)) if worker else None
+    if count is None:
+        return None
+    try:
+        batch, active, has_overdue = selectors.batch_get_for_claim(worker=worker, batch_id=batch_id)
+        leases = claims.assignment_claim(
+            worker=worker, batch=batch, count=count, active_leases=active, has_overdue=has_overdue
+        )
+    except ApplicationError as exc:
+        return fast.error_response(exc)
+    return fast.json_response(_leases_json(leases))
+
+
+def _submit_lean(request: HttpRequest, assignment_id: int) -> HttpResponse | None:
+    """``WorkSubmitApi.post`` for a plain request (see ``crowd.api.fast``)."""
+    worker = fast.token_worker(request)
+    data = fast.json_body(request) if worker else None
+    key = request.headers.get("Idempotency-Key", "")
+    if type(data) is not dict or data.get("answer") is None or len(key) > 200:
+        return None
+    try:
+        assignment = submissions.assignment_submit(
+            worker=worker, assignment_id=assignment_id, answer=data["answer"], idempotency_key=key
+        )
+    except ApplicationError as exc:
+        return fast.error_response(exc)
+    return fast.json_response(_result(assignment))
 
 
 class NewestFirstCursorPagination(IdCursorPagination):
@@ -211,6 +264,10 @@ class WorkAssignmentDetailApi(APIView):
 
 class WorkSubmitApi(APIView):
     permission_classes = [IsWorker]
+
+    @classmethod
+    def as_view(cls, **initkwargs: Any) -> Any:
+        return fast.lean(super().as_view(**initkwargs), _submit_lean)
 
     @extend_schema(
         request=SubmitRequestSerializer,

@@ -104,7 +104,12 @@ WITH stale AS (
 gone AS (
     UPDATE crowd_assignment a SET status = 'expired', ended_at = %(now)s
     FROM stale WHERE a.id = stale.id
-    RETURNING a.task_id, a.is_gold
+    RETURNING a.id, a.task_id, a.is_gold
+),
+event AS (
+    INSERT INTO crowd_assignmentevent
+        (assignment_id, from_status, to_status, actor, actor_user_id, rule_id, reason, created_at)
+    SELECT id, 'active', 'expired', 'system', NULL, NULL, '', %(now)s FROM gone
 )
 UPDATE marketplace_task t SET slots_taken = t.slots_taken - g.n
 FROM (SELECT task_id, count(*) AS n FROM gone WHERE NOT is_gold GROUP BY task_id) g

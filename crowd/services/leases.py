@@ -12,8 +12,9 @@ from django.utils import timezone
 
 from marketplace.models import Task
 
-from ..enums import AssignmentStatus
+from ..enums import Actor, AssignmentStatus
 from ..models import Assignment
+from ..quality.events import events_add
 
 
 def slots_return(task_ids: Iterable[int]) -> None:
@@ -54,6 +55,13 @@ def leases_expire(*, batch_id: int | None = None, now: datetime | None = None, l
         Assignment.objects.filter(id__in=[r[0] for r in rows]).update(
             status=AssignmentStatus.EXPIRED, ended_at=now
         )
+        events_add(
+            [r[0] for r in rows],
+            from_status=AssignmentStatus.ACTIVE,
+            to_status=AssignmentStatus.EXPIRED,
+            actor=Actor.SYSTEM,
+            now=now,
+        )
         slots_return(task_id for _, task_id, is_gold in rows if not is_gold)
     return len(rows)
 
@@ -86,6 +94,14 @@ def leases_release_for_batch(*, batch_id: int, now: datetime) -> int:
             return 0
         Assignment.objects.filter(id__in=[r[0] for r in rows]).update(
             status=AssignmentStatus.RELEASED, ended_at=now
+        )
+        events_add(
+            [r[0] for r in rows],
+            from_status=AssignmentStatus.ACTIVE,
+            to_status=AssignmentStatus.RELEASED,
+            actor=Actor.SYSTEM,
+            now=now,
+            reason="The batch was closed.",
         )
         slots_return(task_id for _, task_id, is_gold in rows if not is_gold)
     return len(rows)

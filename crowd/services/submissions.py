@@ -6,24 +6,34 @@ import json
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Case, F, Value, When
+from django.db.models import Case, Exists, F, OuterRef, Value, When
 from django.utils import timezone
 
-from marketplace.enums import BatchStatus, TaskStatus
+from marketplace.enums import BatchStatus, ReviewMode, TaskStatus
 from marketplace.errors import Conflict, NotFound, ValidationFailed
 from marketplace.models import Task
 from marketplace.schemas import UNSTORABLE, answer_validator, storable
 
-from ..enums import AssignmentStatus
-from ..models import Assignment, Worker
+from ..enums import Actor, AssignmentStatus
+from ..models import Assignment, QualityRule, Worker
+from ..quality.events import EVENT_COLUMNS, events_add
+from ..quality.reliability import reliability_bump
+from ..quality.review import assignment_accept_if_submitted, verdict_apply
+from ..quality.rules import rules_evaluate
+from ..quality.scoring import gold_score
+from ..quality.training import training_finish_if_done
 from .leases import slots_return
+
+WRONG_GOLD_REASON = "The answer did not match the expected answer."
 
 
 def _lock_for_worker(*, worker: Worker, assignment_id: int) -> Assignment:
-    """The worker's own assignment, row-locked, with its batch and project; anyone else's is 404."""
+    """The worker's own assignment, row-locked, with its batch, project and task, and whether the
+    batch has active QC rules (``has_rules``); anyone else's is 404."""
     assignment = (
         Assignment.objects.select_for_update(of=("self",))
-        .select_related("batch__project")
+        .select_related("batch__project", "task")
+        .annotate(has_rules=Exists(QualityRule.objects.filter(batch_id=OuterRef("batch_id"), is_active=True)))
         .filter(id=assignment_id, worker=worker)
         .first()
     )
@@ -36,6 +46,13 @@ def _expire_now(assignment: Assignment, now: Any) -> None:
     assignment.status = AssignmentStatus.EXPIRED
     assignment.ended_at = now
     assignment.save(update_fields=["status", "ended_at"])
+    events_add(
+        [assignment.pk],
+        from_status=AssignmentStatus.ACTIVE,
+        to_status=AssignmentStatus.EXPIRED,
+        actor=Actor.SYSTEM,
+        now=now,
+    )
     if not assignment.is_gold:
         slots_return([assignment.task_id])
 
@@ -74,19 +91,29 @@ def _answer_errors(answer: Any, *, project_id: int, version: Any) -> None:
 # The PostgreSQL fast path: read without a lock, then one conditional statement that records the
 # answer only if the lease is still this worker's, active and unexpired, and bumps the task's
 # counters in the same statement. If the condition fails, the locked path below decides why.
+# Answers to tasks with a known answer (gold, training) take the locked path: they are scored and
+# count toward reliability in one transaction. The read also says whether the batch has QC rules
+# and how it is reviewed, so a plain submit to a plain batch stays at two statements.
 _SUBMIT_READ_SQL = """
-SELECT a.status, a.expires_at, a.batch_id, b.status, b.project_id, p.updated_at
+SELECT a.status, a.expires_at, a.batch_id, b.status, b.project_id, p.updated_at,
+       t.gold_answer IS NOT NULL, b.review_mode,
+       EXISTS (SELECT 1 FROM crowd_qualityrule q WHERE q.batch_id = b.id AND q.is_active)
 FROM crowd_assignment a
 JOIN marketplace_batch b ON b.id = a.batch_id
 JOIN marketplace_project p ON p.id = b.project_id
+JOIN marketplace_task t ON t.id = a.task_id
 WHERE a.id = %(id)s AND a.worker_id = %(worker)s
 """
-_SUBMIT_WRITE_SQL = """
+_SUBMIT_WRITE_SQL = f"""
 WITH upd AS (
     UPDATE crowd_assignment
     SET status = 'submitted', answer = %(answer)s::jsonb, submitted_at = %(now)s, submit_key = %(key)s
     WHERE id = %(id)s AND worker_id = %(worker)s AND status = 'active' AND expires_at > %(now)s
-    RETURNING task_id, is_gold
+    RETURNING id, task_id, is_gold
+),
+event AS (
+    INSERT INTO crowd_assignmentevent ({EVENT_COLUMNS})
+    SELECT id, 'active', 'submitted', 'worker', %(user)s, NULL, '', %(now)s FROM upd
 ),
 bump AS (
     UPDATE marketplace_task t
@@ -108,17 +135,28 @@ def _submit_fast(
         row = cursor.fetchone()
         if row is None:
             raise NotFound("Assignment not found.")
-        status, expires_at, batch_id, batch_status, project_id, version = row
-        if status != AssignmentStatus.ACTIVE or expires_at <= now or batch_status == BatchStatus.CLOSED:
+        status, expires_at, batch_id, batch_status, project_id, version, scored, review_mode, has_rules = row
+        if (
+            status != AssignmentStatus.ACTIVE
+            or expires_at <= now
+            or batch_status == BatchStatus.CLOSED
+            or scored
+        ):
             return None
         _answer_errors(answer, project_id=project_id, version=version)
         cursor.execute(
             _SUBMIT_WRITE_SQL,
-            {**params, "answer": json.dumps(answer), "now": now, "key": idempotency_key},
+            {
+                **params,
+                "answer": json.dumps(answer),
+                "now": now,
+                "key": idempotency_key,
+                "user": worker.user_id,
+            },
         )
         if cursor.fetchone()[0] != 1:
             return None
-    return Assignment(
+    done = Assignment(
         id=assignment_id,
         batch_id=batch_id,
         worker=worker,
@@ -127,6 +165,22 @@ def _submit_fast(
         submitted_at=now,
         submit_key=idempotency_key,
     )
+    _after_submit(done, review_mode=review_mode, has_rules=has_rules)
+    return done
+
+
+def _after_submit(assignment: Assignment, *, review_mode: str, has_rules: bool) -> None:
+    """After the submit commits: run the batch's QC rules, then the review mode's verdict.
+
+    Rules first, so a rule that rejects the worker's pending answers gets there before ``auto``
+    accepts them. Updates ``assignment.status`` to what the worker's response must show.
+    """
+    if has_rules:
+        rules_evaluate(worker_id=assignment.worker.pk, batch_id=assignment.batch_id)
+    if review_mode in (ReviewMode.AUTO, ReviewMode.GOLD):
+        assignment.status = assignment_accept_if_submitted(assignment_id=assignment.pk)
+    elif has_rules:
+        assignment.status = Assignment.objects.values_list("status", flat=True).get(pk=assignment.pk)
 
 
 def assignment_submit(
@@ -164,7 +218,8 @@ def _submit_locked(
     with transaction.atomic():
         assignment = _lock_for_worker(worker=worker, assignment_id=assignment_id)
         if (
-            assignment.status == AssignmentStatus.SUBMITTED
+            assignment.status
+            in (AssignmentStatus.SUBMITTED, AssignmentStatus.ACCEPTED, AssignmentStatus.REJECTED)
             and idempotency_key
             and assignment.submit_key == idempotency_key
         ):
@@ -179,7 +234,27 @@ def _submit_locked(
             assignment.answer = answer
             assignment.submitted_at = now
             assignment.submit_key = idempotency_key
-            assignment.save(update_fields=["status", "answer", "submitted_at", "submit_key"])
+            if assignment.task.gold_answer is not None:
+                _score(assignment, worker=worker, now=now)
+            assignment.save(
+                update_fields=[
+                    "status",
+                    "answer",
+                    "submitted_at",
+                    "submit_key",
+                    "gold_correct",
+                    "gold_score",
+                    "feedback",
+                ]
+            )
+            events_add(
+                [assignment.pk],
+                from_status=AssignmentStatus.ACTIVE,
+                to_status=AssignmentStatus.SUBMITTED,
+                actor=Actor.WORKER,
+                actor_user_id=worker.user_id,
+                now=now,
+            )
             if not assignment.is_gold:
                 Task.objects.filter(id=assignment.task_id).update(
                     answers_count=F("answers_count") + 1,
@@ -188,10 +263,44 @@ def _submit_locked(
                         default=F("status"),
                     ),
                 )
+            if assignment.gold_correct is not None:
+                _after_score(assignment, worker=worker, now=now)
     # Raised after commit so an on-the-spot expiry is kept.
     if conflict is not None:
         raise conflict
+    batch = assignment.batch
+    _after_submit(assignment, review_mode=batch.review_mode, has_rules=assignment.has_rules)
     return assignment
+
+
+def _score(assignment: Assignment, *, worker: Worker, now: Any) -> None:
+    """Score the answer against the task's known answer (never shown to the worker); a training
+    batch keeps the task's explanation for a wrong answer."""
+    batch = assignment.batch
+    correct, score = gold_score(
+        assignment.answer, assignment.task.gold_answer, batch.project.answer_comparison
+    )
+    assignment.gold_correct, assignment.gold_score = correct, score
+    if batch.is_training and not correct:
+        assignment.feedback = assignment.task.gold_explanation
+
+
+def _after_score(assignment: Assignment, *, worker: Worker, now: Any) -> None:
+    """In the submit's transaction: reliability (control tasks of regular batches), training
+    results, and the gold review mode's verdict on a control answer."""
+    batch = assignment.batch
+    if batch.is_training:
+        training_finish_if_done(worker_id=worker.pk, batch=batch, now=now)
+        return
+    reliability_bump(worker_id=worker.pk, project_id=batch.project_id, correct=bool(assignment.gold_correct))
+    if batch.review_mode == ReviewMode.GOLD:
+        verdict_apply(
+            [assignment],
+            target=AssignmentStatus.ACCEPTED if assignment.gold_correct else AssignmentStatus.REJECTED,
+            actor=Actor.SYSTEM,
+            now=now,
+            reason="" if assignment.gold_correct else WRONG_GOLD_REASON,
+        )
 
 
 def _end_lease(*, worker: Worker, assignment_id: int, status: AssignmentStatus) -> Assignment:
@@ -203,10 +312,20 @@ def _end_lease(*, worker: Worker, assignment_id: int, status: AssignmentStatus) 
             assignment.status = status
             assignment.ended_at = now
             assignment.save(update_fields=["status", "ended_at"])
+            events_add(
+                [assignment.pk],
+                from_status=AssignmentStatus.ACTIVE,
+                to_status=status,
+                actor=Actor.WORKER,
+                actor_user_id=worker.user_id,
+                now=now,
+            )
             if not assignment.is_gold:
                 slots_return([assignment.task_id])
     if conflict is not None:
         raise conflict
+    if status == AssignmentStatus.SKIPPED and assignment.has_rules:
+        rules_evaluate(worker_id=worker.pk, batch_id=assignment.batch_id)
     return assignment
 
 

@@ -8,9 +8,10 @@ from rest_framework import serializers
 
 from crowd.enums import AssignmentStatus
 from crowd.models import Assignment
+from crowd.quality.scoring import comparison_errors
 
-from ..enums import Role
-from ..models import ApiToken, Batch, Project, Task
+from ..enums import ReviewMode, Role, SkillOp
+from ..models import ApiToken, Batch, Project, Skill, Task
 
 SUPPORTED_CURRENCIES = ["USD"]
 
@@ -43,11 +44,45 @@ class TokenCreatedSerializer(TokenSerializer):
 class ProjectSerializer(serializers.ModelSerializer):
     input_schema = serializers.JSONField(required=False, help_text="JSON Schema of a task's input.")
     answer_schema = serializers.JSONField(required=False, help_text="JSON Schema of an answer.")
+    answer_comparison = serializers.JSONField(
+        required=False,
+        help_text='Gold scoring: {"kind": "exact"} (default), {"kind": "numeric", "tolerance": 0.5}, '
+        '{"kind": "set"} or {"kind": "jaccard", "threshold": 0.8}.',
+    )
 
     class Meta:
         model = Project
-        fields = ["id", "name", "instructions", "input_schema", "answer_schema", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "name",
+            "instructions",
+            "input_schema",
+            "answer_schema",
+            "answer_comparison",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = ["id", "created_at", "updated_at"]
+
+    def validate_answer_comparison(self, value: Any) -> Any:
+        errors = comparison_errors(value)
+        if errors:
+            raise serializers.ValidationError(errors)
+        return value or {}
+
+
+class SkillFilterSerializer(serializers.Serializer):
+    skill = serializers.IntegerField(help_text="One of your skills.")
+    op = serializers.ChoiceField(choices=SkillOp.choices)
+    value = serializers.IntegerField(min_value=0, max_value=100, required=False, allow_null=True)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        needs_value = attrs["op"] not in (SkillOp.EXISTS, SkillOp.NOT_EXISTS)
+        if needs_value and attrs.get("value") is None:
+            raise serializers.ValidationError({"value": [f"Required with {attrs['op']}."]})
+        if not needs_value and attrs.get("value") is not None:
+            raise serializers.ValidationError({"value": [f"Not allowed with {attrs['op']}."]})
+        return attrs
 
 
 class BatchSerializer(serializers.ModelSerializer):
@@ -58,6 +93,17 @@ class BatchSerializer(serializers.ModelSerializer):
     gold_rate = serializers.FloatField(min_value=0.0, max_value=1.0, default=0.0)
     max_claims_per_request = serializers.IntegerField(min_value=1, max_value=1000, default=10)
     price_cents = serializers.IntegerField(min_value=0, max_value=1_000_000)
+    review_mode = serializers.ChoiceField(choices=ReviewMode.choices, default=ReviewMode.MANUAL)
+    auto_accept_after_hours = serializers.IntegerField(min_value=1, max_value=24 * 90, default=72)
+    min_reliability = serializers.FloatField(min_value=0.0, max_value=1.0, required=False, allow_null=True)
+    training_skill = serializers.PrimaryKeyRelatedField(
+        queryset=Skill.objects.none(), required=False, allow_null=True
+    )
+    training_pass_mark = serializers.FloatField(min_value=0.0, max_value=1.0, default=0.8)
+    training_retry_hours = serializers.IntegerField(min_value=0, max_value=24 * 365, default=24)
+    filters = SkillFilterSerializer(
+        many=True, required=False, source="filter_rows", help_text="Required skills; all must hold."
+    )
 
     class Meta:
         model = Batch
@@ -73,6 +119,14 @@ class BatchSerializer(serializers.ModelSerializer):
             "gold_rate",
             "max_claims_per_request",
             "priority",
+            "review_mode",
+            "auto_accept_after_hours",
+            "min_reliability",
+            "filters",
+            "is_training",
+            "training_skill",
+            "training_pass_mark",
+            "training_retry_hours",
             "created_at",
             "updated_at",
             "published_at",
@@ -85,9 +139,31 @@ class BatchSerializer(serializers.ModelSerializer):
         requester = self.context.get("requester")
         if requester is not None:
             self.fields["project"].queryset = Project.objects.filter(requester=requester)
+            self.fields["training_skill"].queryset = Skill.objects.filter(requester=requester)
         if self.instance is not None and not isinstance(self.instance, list | tuple):
             # The project of an existing batch never changes.
             self.fields["project"].read_only = True
+
+    def validate_filters(self, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        requester = self.context.get("requester")
+        mine = set(Skill.objects.filter(requester=requester).values_list("id", flat=True))
+        unknown = sorted({f["skill"] for f in value} - mine)
+        if unknown:
+            raise serializers.ValidationError([f"Unknown skill(s): {', '.join(map(str, unknown))}."])
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        training = attrs.get("is_training", getattr(self.instance, "is_training", False))
+        skill = attrs.get("training_skill", getattr(self.instance, "training_skill", None))
+        if training and skill is None:
+            raise serializers.ValidationError({"training_skill": ["A training batch grants a skill."]})
+        return attrs
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        instance.filter_rows = [
+            {"skill": f.skill_id, "op": f.op, "value": f.value} for f in instance.skill_filters.all()
+        ]
+        return super().to_representation(instance)
 
 
 class BatchProgressSerializer(serializers.Serializer):
@@ -100,6 +176,8 @@ class BatchProgressSerializer(serializers.Serializer):
     assignments_expired = serializers.IntegerField()
     assignments_skipped = serializers.IntegerField()
     assignments_released = serializers.IntegerField()
+    assignments_accepted = serializers.IntegerField()
+    assignments_rejected = serializers.IntegerField()
     gold_answers = serializers.IntegerField()
 
 
@@ -119,6 +197,7 @@ class TaskSerializer(serializers.ModelSerializer):
             "input",
             "is_gold",
             "gold_answer",
+            "gold_explanation",
             "status",
             "overlap",
             "slots_taken",
@@ -164,6 +243,10 @@ class RequesterAssignmentSerializer(serializers.ModelSerializer):
             "expires_at",
             "submitted_at",
             "ended_at",
+            "gold_correct",
+            "gold_score",
+            "reviewed_at",
+            "review_reason",
         ]
 
     def get_worker(self, obj: Assignment) -> str:

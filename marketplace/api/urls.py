@@ -1,7 +1,9 @@
 from django.urls import include, path
 
+from crowd.api import quality_views as work_quality
 from crowd.api import views as work
 
+from . import review_views as quality
 from . import views
 
 urlpatterns = [
@@ -20,6 +22,21 @@ urlpatterns = [
     path(
         "batches/<int:batch_id>/assignments", views.BatchAssignmentListApi.as_view(), name="batch-assignments"
     ),
+    path("assignments/review", quality.AssignmentReviewApi.as_view(), name="assignments-review"),
+    path("projects/<int:project_id>/workers", quality.ProjectWorkersApi.as_view(), name="project-workers"),
+    path("skills", quality.SkillListCreateApi.as_view(), name="skills"),
+    path("skills/<int:skill_id>/values", quality.SkillValueApi.as_view(), name="skill-values"),
+    path("batches/<int:batch_id>/rules", quality.BatchRulesApi.as_view(), name="batch-rules"),
+    path(
+        "batches/<int:batch_id>/rules/<int:rule_id>", quality.BatchRuleDetailApi.as_view(), name="batch-rule"
+    ),
+    path("restrictions", quality.RestrictionListCreateApi.as_view(), name="restrictions"),
+    path(
+        "restrictions/<int:restriction_id>/lift",
+        quality.RestrictionLiftApi.as_view(),
+        name="restriction-lift",
+    ),
+    path("work/me", work_quality.WorkMeApi.as_view(), name="work-me"),
     path("work/batches", work.WorkBatchListApi.as_view(), name="work-batches"),
     path("work/batches/<int:batch_id>", work.WorkBatchDetailApi.as_view(), name="work-batch-detail"),
     path("work/batches/<int:batch_id>/claim", work.WorkClaimApi.as_view(), name="work-claim"),

@@ -12,14 +12,27 @@ from crowd.services.leases import leases_release_for_batch
 
 from ..enums import BATCH_TRANSITIONS, BatchStatus
 from ..errors import Conflict
-from ..models import Batch, Project, Task
+from ..models import Batch, BatchSkillFilter, Project, Task
 
 # Fields that set what a worker is paid or how many answers are bought: only a draft may change them.
 DRAFT_ONLY_FIELDS = frozenset({"price_cents", "currency", "overlap"})
 
 
-def batch_create(*, project: Project, **fields: Any) -> Batch:
-    return Batch.objects.create(project=project, **fields)
+def _filters_write(batch: Batch, rows: list[dict[str, Any]]) -> None:
+    """Replace the batch's skill filters (the serializer has checked the skills are the requester's)."""
+    BatchSkillFilter.objects.filter(batch=batch).delete()
+    BatchSkillFilter.objects.bulk_create(
+        BatchSkillFilter(batch=batch, skill_id=r["skill"], op=r["op"], value=r.get("value")) for r in rows
+    )
+
+
+def batch_create(
+    *, project: Project, filter_rows: list[dict[str, Any]] | None = None, **fields: Any
+) -> Batch:
+    with transaction.atomic():
+        batch = Batch.objects.create(project=project, **fields)
+        _filters_write(batch, filter_rows or [])
+    return batch
 
 
 def batch_update(*, batch: Batch, data: dict[str, Any]) -> Batch:
@@ -35,6 +48,9 @@ def batch_update(*, batch: Batch, data: dict[str, Any]) -> Batch:
                 code="batch_not_draft",
                 detail={f: ["Only editable in draft."] for f in frozen},
             )
+        filter_rows = data.pop("filter_rows", None)
+        if filter_rows is not None:
+            _filters_write(batch, filter_rows)
         for field, value in data.items():
             setattr(batch, field, value)
         batch.save(update_fields=[*data.keys(), "updated_at"])
@@ -104,6 +120,12 @@ def batch_progress(*, batch: Batch) -> dict[str, int]:
     )
     by_status = Assignment.objects.filter(batch=batch).aggregate(
         **{f"assignments_{s.value}": Count("id", filter=Q(status=s.value)) for s in AssignmentStatus},
-        gold_answers=Count("id", filter=Q(is_gold=True, status=AssignmentStatus.SUBMITTED)),
+        gold_answers=Count(
+            "id",
+            filter=Q(
+                is_gold=True,
+                status__in=[AssignmentStatus.SUBMITTED, AssignmentStatus.ACCEPTED, AssignmentStatus.REJECTED],
+            ),
+        ),
     )
     return {**tasks, **by_status}

@@ -12,7 +12,7 @@ from ..errors import Conflict, ValidationFailed
 from ..models import Batch, Task
 from ..schemas import UNSTORABLE, storable, validator
 
-ROW_FIELDS = frozenset({"input", "gold_answer", "external_id"})
+ROW_FIELDS = frozenset({"input", "gold_answer", "gold_explanation", "external_id"})
 MAX_REPORTED_ERRORS = 1000
 LOOKUP_CHUNK = 5000
 CREATE_CHUNK = 2000
@@ -71,6 +71,9 @@ def _row_errors(row: Any, input_validator: Any, answer_validator: Any) -> dict[s
             errors["gold_answer"] = messages
         elif not storable(row["gold_answer"]):
             errors["gold_answer"] = [UNSTORABLE]
+    explanation = row.get("gold_explanation")
+    if explanation is not None and (not isinstance(explanation, str) or len(explanation) > 5000):
+        errors["gold_explanation"] = ["Must be a string of at most 5,000 characters."]
     external_id = row.get("external_id")
     if external_id is not None and (not isinstance(external_id, str) or not 1 <= len(external_id) <= 200):
         errors["external_id"] = ["Must be a string of 1 to 200 characters."]
@@ -136,7 +139,10 @@ def tasks_upload(*, batch: Batch, rows: list[Any], atomic: bool = False) -> Uplo
                     batch=locked,
                     input=row["input"],
                     gold_answer=gold,
-                    is_gold=gold is not None,
+                    gold_explanation=row.get("gold_explanation") or "",
+                    # A training batch's known answers are its work: served and counted like
+                    # regular tasks, scored at submit, never hidden among other work.
+                    is_gold=gold is not None and not locked.is_training,
                     external_id=external_id,
                     overlap=locked.overlap,
                 )

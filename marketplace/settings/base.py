@@ -161,6 +161,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "crowd.tasks.assignment_expire_sweep",
         "schedule": timedelta(seconds=int(os.environ.get("LEASE_SWEEP_SECONDS", "60"))),
     },
+    "assignment-auto-accept-sweep": {
+        "task": "crowd.tasks.assignment_auto_accept_sweep",
+        "schedule": timedelta(minutes=10),
+    },
 }
 
 # --- Domain ---------------------------------------------------------------------------------
@@ -186,7 +190,9 @@ STRIPE_MAX_NETWORK_RETRIES = int(os.environ.get("STRIPE_MAX_NETWORK_RETRIES", "2
 STRIPE_WEBHOOK_TOLERANCE = int(os.environ.get("STRIPE_WEBHOOK_TOLERANCE", "300"))
 STRIPE_SUCCESS_URL = os.environ.get("STRIPE_SUCCESS_URL", "http://127.0.0.1:8000/api/docs/?funding=success")
 STRIPE_CANCEL_URL = os.environ.get("STRIPE_CANCEL_URL", "http://127.0.0.1:8000/api/docs/?funding=cancel")
-STRIPE_ONBOARDING_RETURN_URL = os.environ.get("STRIPE_ONBOARDING_RETURN_URL", "http://127.0.0.1:8000/api/docs/")
+STRIPE_ONBOARDING_RETURN_URL = os.environ.get(
+    "STRIPE_ONBOARDING_RETURN_URL", "http://127.0.0.1:8000/api/docs/"
+)
 STRIPE_ONBOARDING_REFRESH_URL = os.environ.get(
     "STRIPE_ONBOARDING_REFRESH_URL", "http://127.0.0.1:8000/api/docs/"
 )

@@ -20,7 +20,9 @@ from marketplace.models import Batch, Task
 from marketplace.services.batches import batch_publish
 from tests.factories import BatchFactory, make_tasks
 
-LIVE = (AssignmentStatus.ACTIVE, AssignmentStatus.SUBMITTED)
+# Issue 3: an accepted answer keeps its slot and counts as an answer; a rejected one gives both back.
+LIVE = (AssignmentStatus.ACTIVE, AssignmentStatus.SUBMITTED, AssignmentStatus.ACCEPTED)
+ANSWERED = (AssignmentStatus.SUBMITTED, AssignmentStatus.ACCEPTED)
 
 
 def run_threads(targets: Sequence[Callable[[], object]], *, timeout: float = 60.0) -> list[str]:
@@ -74,12 +76,12 @@ def claimable_for(*, worker: Worker, batch: Batch) -> bool:
 def counter_mismatches(batch: Batch) -> list[tuple[object, ...]]:
     """Tasks whose counters disagree with their assignment rows: ``[]`` when all are exact.
 
-    A regular task's ``slots_taken`` must equal its active + submitted assignments and its
-    ``answers_count`` its submitted ones; a gold task keeps both at zero.
+    A regular task's ``slots_taken`` must equal its active + submitted + accepted assignments and
+    its ``answers_count`` its submitted + accepted ones; a gold task keeps both at zero.
     """
     tasks = Task.objects.filter(batch=batch).annotate(
         live=Count("assignments", filter=Q(assignments__status__in=LIVE)),
-        answered=Count("assignments", filter=Q(assignments__status=AssignmentStatus.SUBMITTED)),
+        answered=Count("assignments", filter=Q(assignments__status__in=ANSWERED)),
     )
     wrong = []
     for task in tasks:

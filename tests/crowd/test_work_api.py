@@ -61,6 +61,7 @@ def _result(assignment: Assignment) -> dict:
         "answer": assignment.answer,
         "submitted_at": iso(assignment.submitted_at),
         "ended_at": iso(assignment.ended_at),
+        "explanation": None,  # issue 3: training feedback only
     }
 
 
@@ -77,6 +78,10 @@ def _mine(assignment: Assignment) -> dict:
         "expires_at": iso(assignment.expires_at),
         "submitted_at": iso(assignment.submitted_at),
         "ended_at": iso(assignment.ended_at),
+        # Issue 3: the verdict (in ``status``), its time and reason, training feedback.
+        "reviewed_at": iso(assignment.reviewed_at),
+        "review_reason": assignment.review_reason,
+        "explanation": None,
     }
 
 
@@ -872,7 +877,9 @@ def test_my_assignments_with_an_unknown_status_is_400(worker_client):
     assert response.json() == {
         "code": "invalid",
         "message": "Unknown status.",
-        "detail": {"status": ["Choose one of: active, submitted, expired, skipped, released."]},
+        "detail": {
+            "status": ["Choose one of: active, submitted, expired, skipped, released, accepted, rejected."]
+        },
     }
 
 

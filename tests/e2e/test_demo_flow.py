@@ -182,6 +182,8 @@ def test_requester_publishes_three_workers_answer_everything_requester_sees_it_a
         "tasks_complete": REGULAR,
         "answers_wanted": REGULAR * OVERLAP,
         "assignments_active": 0,
+        "assignments_accepted": 0,  # issue 3: nothing reviewed yet
+        "assignments_rejected": 0,
         "assignments_submitted": REGULAR * OVERLAP + len(gold),
         "assignments_expired": 0,
         "assignments_skipped": 0,
@@ -204,6 +206,10 @@ def test_requester_publishes_three_workers_answer_everything_requester_sees_it_a
                 "expires_at",
                 "submitted_at",
                 "ended_at",
+                # Issue 3: verdict time and reason, training feedback.
+                "reviewed_at",
+                "review_reason",
+                "explanation",
             }
         )
     }

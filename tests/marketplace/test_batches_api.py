@@ -35,6 +35,8 @@ NO_PROGRESS = {
     "assignments_expired": 0,
     "assignments_skipped": 0,
     "assignments_released": 0,
+    "assignments_accepted": 0,
+    "assignments_rejected": 0,
     "gold_answers": 0,
 }
 
@@ -53,6 +55,15 @@ def _body(batch: Batch) -> dict:
         "gold_rate": batch.gold_rate,
         "max_claims_per_request": batch.max_claims_per_request,
         "priority": batch.priority,
+        # Quality control (issue 3).
+        "review_mode": batch.review_mode,
+        "auto_accept_after_hours": batch.auto_accept_after_hours,
+        "min_reliability": batch.min_reliability,
+        "filters": [{"skill": f.skill_id, "op": f.op, "value": f.value} for f in batch.skill_filters.all()],
+        "is_training": batch.is_training,
+        "training_skill": batch.training_skill_id,
+        "training_pass_mark": batch.training_pass_mark,
+        "training_retry_hours": batch.training_retry_hours,
         "created_at": iso(batch.created_at),
         "updated_at": iso(batch.updated_at),
         "published_at": iso(batch.published_at),
@@ -88,6 +99,15 @@ def test_create_batch_with_defaults(project, requester_client):
         "gold_rate": 0.0,
         "max_claims_per_request": 10,
         "priority": 0,
+        # Quality control defaults (issue 3).
+        "review_mode": "manual",
+        "auto_accept_after_hours": 72,
+        "min_reliability": None,
+        "filters": [],
+        "is_training": False,
+        "training_skill": None,
+        "training_pass_mark": 0.8,
+        "training_retry_hours": 24,
         "created_at": iso(batch.created_at),
         "updated_at": iso(batch.updated_at),
         "published_at": None,
@@ -587,6 +607,11 @@ def _answer(assignment: Assignment, requester_id: int) -> dict:
         "expires_at": iso(assignment.expires_at),
         "submitted_at": iso(assignment.submitted_at),
         "ended_at": iso(assignment.ended_at),
+        # Quality control (issue 3): the requester sees scores and verdicts.
+        "gold_correct": assignment.gold_correct,
+        "gold_score": assignment.gold_score,
+        "reviewed_at": iso(assignment.reviewed_at),
+        "review_reason": assignment.review_reason,
     }
 
 
@@ -669,7 +694,9 @@ def test_answers_with_an_unknown_status_is_400(batch, requester_client):
     assert response.json() == {
         "code": "invalid",
         "message": "Unknown status.",
-        "detail": {"status": ["Choose one of: active, submitted, expired, skipped, released."]},
+        "detail": {
+            "status": ["Choose one of: active, submitted, expired, skipped, released, accepted, rejected."]
+        },
     }
 
 

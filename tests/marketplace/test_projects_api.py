@@ -28,6 +28,7 @@ def _body(project: Project) -> dict:
         "instructions": project.instructions,
         "input_schema": project.input_schema,
         "answer_schema": project.answer_schema,
+        "answer_comparison": project.answer_comparison,  # issue 3: gold scoring
         "created_at": iso(project.created_at),
         "updated_at": iso(project.updated_at),
     }
@@ -55,6 +56,7 @@ def test_create_project(requester, requester_client):
     assert response.json() == {
         "id": project.pk,
         **payload,
+        "answer_comparison": {},  # issue 3: exact comparison by default
         "created_at": iso(project.created_at),
         "updated_at": iso(project.updated_at),
     }

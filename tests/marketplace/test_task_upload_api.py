@@ -500,6 +500,7 @@ def test_requester_lists_tasks_with_gold_answers(batch, requester_client):
             "input": task.input,
             "is_gold": task.is_gold,
             "gold_answer": task.gold_answer,
+            "gold_explanation": "",  # issue 3
             "status": "open",
             "overlap": 3,
             "slots_taken": 0,

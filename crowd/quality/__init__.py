@@ -1,0 +1,1 @@
+"""Quality control: gold scoring, reliability, review verdicts, restrictions, QC rules, skills."""

@@ -1,0 +1,298 @@
+"""QC rules: validation of their declarative data, and their evaluation after each submit/skip.
+
+A rule is ``kind`` + ``params`` (a condition over a rolling window of the worker's work in the
+batch) → ``action`` (restrict at a scope for a duration or for good, optionally rejecting the
+worker's answers in the batch still under review). The window starts after the rule's last
+restriction of the worker, so a worker coming back from a cooldown starts with a clean slate.
+
+Evaluation runs right after the submit or skip commits, in its own transaction that locks the
+worker row: two evaluations for one worker (parallel submits) run one after the other, and the
+second sees the restriction the first created, so a rule never restricts twice.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from rest_framework import serializers
+
+from marketplace.models import Batch
+
+from ..enums import ANSWERED, ASSIGNMENT_TRANSITIONS, Actor, AssignmentStatus, RestrictionScope, RuleKind
+from ..models import Assignment, QualityRule, Restriction, Worker
+from .restrictions import active_q, restriction_create
+from .review import verdict_apply
+
+MAX_WINDOW = 1000
+MAX_DURATION_HOURS = 24 * 365
+
+
+class _Window(serializers.Serializer):
+    window = serializers.IntegerField(min_value=1, max_value=MAX_WINDOW)
+
+
+class GoldAccuracyParams(_Window):
+    min_answers = serializers.IntegerField(min_value=1, max_value=MAX_WINDOW)
+    threshold = serializers.FloatField(min_value=0.0, max_value=1.0)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["min_answers"] > attrs["window"]:
+            raise serializers.ValidationError({"min_answers": ["Cannot exceed the window."]})
+        return attrs
+
+
+class MajorityAgreementParams(GoldAccuracyParams):
+    min_votes = serializers.IntegerField(
+        min_value=1, max_value=100, default=2, help_text="Other answers a task needs to have a majority."
+    )
+
+
+class FastResponsesParams(_Window):
+    count = serializers.IntegerField(min_value=1, max_value=MAX_WINDOW)
+    seconds = serializers.FloatField(min_value=0.1, max_value=3600)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["count"] > attrs["window"]:
+            raise serializers.ValidationError({"count": ["Cannot exceed the window."]})
+        return attrs
+
+
+class SkipsInRowParams(serializers.Serializer):
+    count = serializers.IntegerField(min_value=1, max_value=MAX_WINDOW)
+
+
+PARAMS = {
+    RuleKind.GOLD_ACCURACY: GoldAccuracyParams,
+    RuleKind.FAST_RESPONSES: FastResponsesParams,
+    RuleKind.SKIPS_IN_ROW: SkipsInRowParams,
+    RuleKind.MAJORITY_AGREEMENT: MajorityAgreementParams,
+}
+
+
+class ActionSerializer(serializers.Serializer):
+    scope = serializers.ChoiceField(choices=RestrictionScope.choices, help_text="Not platform: admins only.")
+    duration_hours = serializers.IntegerField(
+        min_value=1, max_value=MAX_DURATION_HOURS, allow_null=True, help_text="null: permanent."
+    )
+    reject_pending = serializers.BooleanField(default=False)
+
+    def validate_scope(self, value: str) -> str:
+        if value == RestrictionScope.PLATFORM:
+            raise serializers.ValidationError("Rules restrict at batch, project or requester scope.")
+        return value
+
+
+class RuleSerializer(serializers.Serializer):
+    """A QC rule as the requester writes it; unknown keys are refused so typos never pass."""
+
+    id = serializers.IntegerField(read_only=True)
+    kind = serializers.ChoiceField(choices=RuleKind.choices)
+    params = serializers.JSONField()
+    action = ActionSerializer()
+    is_active = serializers.BooleanField(default=True)
+    created_at = serializers.DateTimeField(read_only=True)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        params = attrs["params"]
+        schema = PARAMS[attrs["kind"]]
+        if not isinstance(params, dict):
+            raise serializers.ValidationError({"params": ["Must be a JSON object."]})
+        unknown = set(params) - set(schema().fields)
+        nested = schema(data=params)
+        valid = nested.is_valid()
+        if unknown or not valid:
+            errors = dict(nested.errors)
+            if unknown:
+                errors["unknown"] = [f"Unknown key(s): {', '.join(sorted(unknown))}."]
+            raise serializers.ValidationError({"params": errors})
+        attrs["params"] = dict(nested.validated_data)
+        unknown_action = set(self.initial_data.get("action") or {}) - set(ActionSerializer().fields)
+        if unknown_action:
+            raise serializers.ValidationError(
+                {"action": [f"Unknown key(s): {', '.join(sorted(unknown_action))}."]}
+            )
+        attrs["action"] = dict(attrs["action"])
+        return attrs
+
+
+# --- evaluation ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Firing:
+    reason: str
+
+
+def _mine(worker_id: int, batch_id: int, since: datetime | None) -> Any:
+    qs = Assignment.objects.filter(worker_id=worker_id, batch_id=batch_id)
+    return qs.filter(claimed_at__gt=since) if since else qs
+
+
+def _gold_accuracy(p: dict[str, Any], worker_id: int, batch_id: int, since: datetime | None) -> Firing | None:
+    scored = list(
+        _mine(worker_id, batch_id, since)
+        .filter(gold_correct__isnull=False)
+        .order_by("-submitted_at", "-id")
+        .values_list("gold_correct", flat=True)[: p["window"]]
+    )
+    if len(scored) < p["min_answers"]:
+        return None
+    accuracy = sum(scored) / len(scored)
+    if accuracy < p["threshold"]:
+        return Firing(
+            f"Accuracy on control tasks {accuracy:.0%} is below the required {p['threshold']:.0%} "
+            f"(last {len(scored)} control answers)."
+        )
+    return None
+
+
+def _fast_responses(
+    p: dict[str, Any], worker_id: int, batch_id: int, since: datetime | None
+) -> Firing | None:
+    rows = list(
+        _mine(worker_id, batch_id, since)
+        .filter(submitted_at__isnull=False)
+        .order_by("-submitted_at", "-id")
+        .values_list("claimed_at", "submitted_at")[: p["window"] + 1]
+    )
+    rows.reverse()
+    # A claim of many tasks starts every clock at once: time each answer from the later of its
+    # claim and the previous answer, i.e. the time actually spent on it.
+    durations = [
+        (sub - max(claimed, rows[i - 1][1] if i else claimed)).total_seconds()
+        for i, (claimed, sub) in enumerate(rows)
+    ][-p["window"] :]
+    fast = sum(d < p["seconds"] for d in durations)
+    if fast >= p["count"]:
+        return Firing(f"{fast} of your last {len(durations)} answers took less than {p['seconds']:g} s each.")
+    return None
+
+
+def _skips_in_row(p: dict[str, Any], worker_id: int, batch_id: int, since: datetime | None) -> Firing | None:
+    last = list(
+        _mine(worker_id, batch_id, since)
+        .filter(status__in=[AssignmentStatus.SKIPPED, *ANSWERED, AssignmentStatus.REJECTED])
+        .annotate(done_at=Coalesce("submitted_at", "ended_at"))
+        .order_by(F("done_at").desc(), "-id")
+        .values_list("status", flat=True)[: p["count"]]
+    )
+    if len(last) == p["count"] and all(s == AssignmentStatus.SKIPPED for s in last):
+        return Firing(f"You skipped {p['count']} tasks in a row.")
+    return None
+
+
+def _key(answer: Any) -> str:
+    return json.dumps(answer, sort_keys=True)
+
+
+def _majority_agreement(
+    p: dict[str, Any], worker_id: int, batch_id: int, since: datetime | None
+) -> Firing | None:
+    mine = list(
+        _mine(worker_id, batch_id, since)
+        .filter(is_gold=False, status__in=ANSWERED)
+        .order_by("-submitted_at", "-id")
+        .values_list("task_id", "answer")[: p["window"]]
+    )
+    if len(mine) < p["min_answers"]:
+        return None
+    others: dict[int, Counter[str]] = {}
+    for task_id, answer in (
+        Assignment.objects.filter(task_id__in=[t for t, _ in mine], status__in=ANSWERED)
+        .exclude(worker_id=worker_id)
+        .values_list("task_id", "answer")
+    ):
+        others.setdefault(task_id, Counter())[_key(answer)] += 1
+    compared = agreed = 0
+    for task_id, answer in mine:
+        votes = others.get(task_id)
+        if not votes or sum(votes.values()) < p["min_votes"]:
+            continue
+        top = max(votes.values())
+        compared += 1
+        agreed += votes.get(_key(answer), 0) == top
+    if compared >= p["min_answers"] and agreed / compared < p["threshold"]:
+        return Firing(
+            f"Your answers agreed with the majority on {agreed / compared:.0%} of {compared} tasks, "
+            f"below the required {p['threshold']:.0%}."
+        )
+    return None
+
+
+CHECKS = {
+    RuleKind.GOLD_ACCURACY: _gold_accuracy,
+    RuleKind.FAST_RESPONSES: _fast_responses,
+    RuleKind.SKIPS_IN_ROW: _skips_in_row,
+    RuleKind.MAJORITY_AGREEMENT: _majority_agreement,
+}
+
+
+def batch_has_rules(batch_id: int) -> bool:
+    return QualityRule.objects.filter(batch_id=batch_id, is_active=True).exists()
+
+
+def rules_evaluate(*, worker_id: int, batch_id: int, now: datetime | None = None) -> list[Restriction]:
+    """Evaluate the batch's active rules for one worker; returns the restrictions created.
+
+    Idempotent: a rule with an active restriction of this worker is skipped, and the worker row
+    lock makes concurrent evaluations for one worker run one at a time.
+    """
+    rules = list(QualityRule.objects.filter(batch_id=batch_id, is_active=True))
+    if not rules:
+        return []
+    now = now or timezone.now()
+    batch = Batch.objects.select_related("project").get(pk=batch_id)
+    created: list[Restriction] = []
+    with transaction.atomic():
+        Worker.objects.select_for_update().filter(pk=worker_id).values_list("id").first()
+        for rule in rules:
+            previous = (
+                Restriction.objects.filter(worker_id=worker_id, rule=rule).order_by("-created_at").first()
+            )
+            if previous is not None and Restriction.objects.filter(active_q(now), pk=previous.pk).exists():
+                continue
+            firing = CHECKS[rule.kind](
+                rule.params, worker_id, batch_id, previous.created_at if previous else None
+            )
+            if firing is None:
+                continue
+            hours = rule.action.get("duration_hours")
+            created.append(
+                restriction_create(
+                    worker_id=worker_id,
+                    scope=rule.action["scope"],
+                    batch=batch,
+                    reason=firing.reason,
+                    created_by=Actor.RULE,
+                    duration=None if hours is None else timedelta(hours=hours),
+                    now=now,
+                    rule_id=rule.pk,
+                )
+            )
+            if rule.action.get("reject_pending"):
+                pending = list(
+                    Assignment.objects.select_for_update()
+                    .filter(worker_id=worker_id, batch_id=batch_id, status=AssignmentStatus.SUBMITTED)
+                    .order_by("id")
+                )
+                pending = [
+                    a for a in pending if AssignmentStatus.REJECTED in ASSIGNMENT_TRANSITIONS[a.status]
+                ]
+                if pending:
+                    verdict_apply(
+                        pending,
+                        target=AssignmentStatus.REJECTED,
+                        actor=Actor.RULE,
+                        now=now,
+                        reason=f"Rejected by a quality rule: {firing.reason}",
+                        rule_id=rule.pk,
+                    )
+    return created
