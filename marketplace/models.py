@@ -164,12 +164,22 @@ class Batch(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     published_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
+    # Money (see marketplace.services.budget): moved into the requester's reserve for this batch,
+    # and paid out of it for accepted answers. Changed only under the batch's row lock.
+    reserved_cents = models.PositiveBigIntegerField(default=0, editable=False)
+    spent_cents = models.PositiveBigIntegerField(default=0, editable=False)
+    pause_reason = models.CharField(
+        max_length=40, blank=True, default="", help_text="Why the system paused it, e.g. not_enough_balance."
+    )
 
     class Meta:
         ordering = ["-id"]
         indexes = [models.Index(fields=["status", "-priority"], name="batch_status_priority")]
         constraints = [
             models.CheckConstraint(condition=Q(overlap__gte=1), name="batch_overlap_positive"),
+            models.CheckConstraint(
+                condition=Q(spent_cents__lte=F("reserved_cents")), name="batch_spent_within_reserved"
+            ),
             models.CheckConstraint(
                 condition=Q(gold_rate__gte=0) & Q(gold_rate__lte=1), name="batch_gold_rate_range"
             ),

@@ -9,9 +9,12 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from .enums import PayoutStatus
+from marketplace.errors import Conflict
+
+from .enums import PayoutStatus, RefundStatus
 from .models import (
     Account,
+    Bonus,
     FundingIntent,
     LedgerEntry,
     LedgerTransaction,
@@ -104,7 +107,44 @@ class PayoutAccountAdmin(ReadOnlyAdmin):
 
 @admin.register(Refund)
 class RefundAdmin(ReadOnlyAdmin):
-    list_display = ["id", "requester", "funding", "amount_cents", "currency", "status", "created_at"]
+    list_display = [
+        "id",
+        "requester",
+        "funding",
+        "amount_cents",
+        "currency",
+        "status",
+        "attempts",
+        "failure_code",
+        "updated_at",
+    ]
+    list_filter = ["status"]
+    actions = ["retry"]
+
+    @admin.action(description="Retry the Stripe refund (same idempotency key)")
+    def retry(self, request: HttpRequest, queryset: QuerySet[Refund]) -> None:
+        from .tasks import refund_execute
+
+        ids = list(
+            queryset.filter(status__in=[RefundStatus.PENDING, RefundStatus.PROCESSING]).values_list(
+                "id", flat=True
+            )
+        )
+        for refund_id in ids:
+            transaction.on_commit(lambda refund_id=refund_id: refund_execute.delay(refund_id))
+        self.message_user(request, f"Queued {len(ids)} refund(s).", messages.SUCCESS)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.is_staff
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [f.name for f in Refund._meta.fields]
+
+
+@admin.register(Bonus)
+class BonusAdmin(ReadOnlyAdmin):
+    list_display = ["id", "requester", "worker", "amount_cents", "fee_cents", "currency", "created_at"]
+    search_fields = ["reason"]
 
 
 @admin.register(Payout)
@@ -120,7 +160,7 @@ class PayoutAdmin(ReadOnlyAdmin):
         "updated_at",
     ]
     list_filter = ["status"]
-    actions = ["retry"]
+    actions = ["retry", "mark_failed"]
 
     @admin.action(description="Retry the Stripe transfer (same idempotency key)")
     def retry(self, request: HttpRequest, queryset: QuerySet[Payout]) -> None:
@@ -134,6 +174,22 @@ class PayoutAdmin(ReadOnlyAdmin):
         for payout_id in ids:
             transaction.on_commit(lambda payout_id=payout_id: payout_execute.delay(payout_id))
         self.message_user(request, f"Queued {len(ids)} payout(s).", messages.SUCCESS)
+
+    @admin.action(description="Mark failed, returning the money to the worker (check Stripe first)")
+    def mark_failed(self, request: HttpRequest, queryset: QuerySet[Payout]) -> None:
+        from .services.payouts import payout_mark_failed
+
+        done, refused = [], []
+        for payout_id in queryset.order_by("id").values_list("id", flat=True):
+            try:
+                payout_mark_failed(payout_id=payout_id, note=f"Marked failed in the admin by {request.user}.")
+                done.append(payout_id)
+            except Conflict as exc:
+                refused.append(f"{payout_id}: {exc.message}")
+        if done:
+            self.message_user(request, f"Marked {len(done)} payout(s) failed.", messages.SUCCESS)
+        if refused:
+            self.message_user(request, "Not changed: " + "; ".join(refused), messages.WARNING)
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Needed for actions to show; there are no editable fields.

@@ -54,6 +54,8 @@ class EntryKind(models.TextChoices):
     REFUND = "refund"
     REFUND_SETTLE = "refund_settle"
     REFUND_REVERSE = "refund_reverse"
+    BONUS = "bonus"
+    TRANSFER_REVERSAL = "transfer_reversal"
     ADJUSTMENT = "adjustment"
 
 
@@ -73,27 +75,47 @@ class PayoutStatus(models.TextChoices):
     """pending (reserved) → processing (Stripe called) → paid | failed (money back to available).
 
     pending    → processing, failed
-    processing → processing (retry), paid, failed
-    paid, failed → (final)
+    processing → processing (retry or requeue of a stuck one, same key), paid, failed
+    paid       → reversed (``transfer.reversed`` for the whole amount; money back to available)
+    failed, reversed → (final)
     """
 
     PENDING = "pending"
     PROCESSING = "processing"
     PAID = "paid"
     FAILED = "failed"
+    REVERSED = "reversed"
 
 
 PAYOUT_TRANSITIONS: dict[str, frozenset[str]] = {
     PayoutStatus.PENDING: frozenset({PayoutStatus.PROCESSING, PayoutStatus.FAILED}),
     PayoutStatus.PROCESSING: frozenset({PayoutStatus.PROCESSING, PayoutStatus.PAID, PayoutStatus.FAILED}),
-    PayoutStatus.PAID: frozenset(),
+    PayoutStatus.PAID: frozenset({PayoutStatus.REVERSED}),
     PayoutStatus.FAILED: frozenset(),
+    PayoutStatus.REVERSED: frozenset(),
 }
 
 
 class RefundStatus(models.TextChoices):
-    """pending (reserved) → succeeded | failed (money back to available)."""
+    """pending (reserved) → processing (Stripe called) → succeeded | failed (back to available).
+
+    pending    → processing, failed
+    processing → processing (retry or requeue, same key ``refund:<id>``), succeeded, failed
+    succeeded  → failed (Stripe reports the refund failed later: the money is back at Stripe)
+    failed     → (final)
+    """
 
     PENDING = "pending"
+    PROCESSING = "processing"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+
+
+REFUND_TRANSITIONS: dict[str, frozenset[str]] = {
+    RefundStatus.PENDING: frozenset({RefundStatus.PROCESSING, RefundStatus.FAILED}),
+    RefundStatus.PROCESSING: frozenset(
+        {RefundStatus.PROCESSING, RefundStatus.SUCCEEDED, RefundStatus.FAILED}
+    ),
+    RefundStatus.SUCCEEDED: frozenset({RefundStatus.FAILED}),
+    RefundStatus.FAILED: frozenset(),
+}

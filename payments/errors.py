@@ -18,3 +18,8 @@ class InsufficientFunds(Conflict):
 
 class LedgerImbalance(Exception):
     """Reconciliation found a balance that disagrees with its entries, or a ledger not summing to 0."""
+
+
+class EventNotReady(Exception):
+    """A webhook event refers to an object we do not know yet (or not in the state it assumes);
+    process it again later."""

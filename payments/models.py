@@ -196,6 +196,10 @@ class Payout(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     failure_code = models.CharField(max_length=100, blank=True, default="")
     failure_message = models.TextField(blank=True, default="")
+    reversed_cents = models.BigIntegerField(
+        default=0,
+        help_text="Returned to the worker by ``transfer.reversed`` events (Stripe's running total).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -203,9 +207,22 @@ class Payout(models.Model):
         ordering = ["-id"]
         constraints = [
             models.CheckConstraint(condition=Q(amount_cents__gt=0), name="payout_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(reversed_cents__gte=0) & Q(reversed_cents__lte=F("amount_cents")),
+                name="payout_reversal_within_amount",
+            ),
             models.UniqueConstraint(
                 fields=["worker", "client_key"], condition=~Q(client_key=""), name="payout_unique_client_key"
             ),
+        ]
+        indexes = [
+            # The requeue sweep looks for unfinished payouts by age.
+            models.Index(
+                fields=["updated_at"],
+                condition=Q(status__in=["pending", "processing"]),
+                name="payout_unfinished",
+            ),
+            models.Index(fields=["stripe_transfer_id"], name="payout_transfer"),
         ]
 
     def __str__(self) -> str:
@@ -217,20 +234,77 @@ class Payout(models.Model):
 
 
 class Refund(models.Model):
-    """A requester's withdrawal of unspent funds back to the card of one funding."""
+    """A requester's withdrawal of unspent funds back to the card of one funding.
+
+    One refund request may be split over several fundings (newest first): one row per funding,
+    all carrying the request's ``client_key``. The Stripe Refund is keyed ``refund:<id>``.
+    """
 
     requester = models.ForeignKey("marketplace.Requester", on_delete=models.PROTECT, related_name="refunds")
     funding = models.ForeignKey(FundingIntent, on_delete=models.PROTECT, related_name="refunds")
     amount_cents = models.BigIntegerField()
     currency = models.CharField(max_length=3)
     status = models.CharField(max_length=10, choices=RefundStatus.choices, default=RefundStatus.PENDING)
+    client_key = models.CharField(max_length=200, blank=True, default="", help_text="Idempotency-Key")
     stripe_refund_id = models.CharField(max_length=255, blank=True, default="")
+    attempts = models.PositiveIntegerField(default=0)
+    failure_code = models.CharField(max_length=100, blank=True, default="")
     failure_message = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount_cents__gt=0), name="refund_amount_positive"),
+            models.UniqueConstraint(
+                fields=["requester", "client_key", "funding"],
+                condition=~Q(client_key=""),
+                name="refund_unique_client_key",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["updated_at"],
+                condition=Q(status__in=["pending", "processing"]),
+                name="refund_unfinished",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"refund {self.pk}: {self.amount_cents} {self.currency} ({self.status})"
+
+    @property
+    def stripe_key(self) -> str:
+        return f"refund:{self.pk}"
+
+
+class Bonus(models.Model):
+    """A requester's bonus to a worker who worked for them: ``amount_cents`` to the worker's pending
+    balance plus ``fee_cents`` to the platform, both out of the requester's available balance in
+    one posting keyed ``bonus:<id>``. Insert-only."""
+
+    requester = models.ForeignKey("marketplace.Requester", on_delete=models.PROTECT, related_name="bonuses")
+    worker = models.ForeignKey("crowd.Worker", on_delete=models.PROTECT, related_name="bonuses")
+    amount_cents = models.BigIntegerField()
+    fee_cents = models.BigIntegerField(default=0)
+    currency = models.CharField(max_length=3)
+    reason = models.TextField()
+    client_key = models.CharField(max_length=200, blank=True, default="", help_text="Idempotency-Key")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-id"]
-        constraints = [models.CheckConstraint(condition=Q(amount_cents__gt=0), name="refund_amount_positive")]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount_cents__gt=0), name="bonus_amount_positive"),
+            models.CheckConstraint(condition=Q(fee_cents__gte=0), name="bonus_fee_not_negative"),
+            models.UniqueConstraint(
+                fields=["requester", "client_key"],
+                condition=~Q(client_key=""),
+                name="bonus_unique_client_key",
+            ),
+        ]
+        indexes = [models.Index(fields=["worker", "id"], name="bonus_worker")]
 
     def __str__(self) -> str:
-        return f"refund {self.pk}: {self.amount_cents} {self.currency} ({self.status})"
+        return f"bonus {self.pk}: {self.amount_cents} {self.currency} to worker {self.worker_id}"

@@ -9,7 +9,7 @@ from marketplace.errors import NotFound
 from marketplace.models import Requester
 
 from .enums import OWNER_ACCOUNT_KINDS, OwnerKind
-from .models import Account, LedgerEntry, Payout
+from .models import Account, Bonus, LedgerEntry, Payout, Refund
 
 
 def accounts_of(*, requester: Requester | None, worker: Worker | None) -> list[Account]:
@@ -46,3 +46,22 @@ def payout_get(*, worker: Worker, payout_id: int) -> Payout:
     if payout is None:
         raise NotFound("Payout not found.")
     return payout
+
+
+def refund_list(*, requester: Requester) -> QuerySet[Refund]:
+    return Refund.objects.filter(requester=requester).order_by("-id")
+
+
+def refund_get(*, requester: Requester, refund_id: int) -> Refund:
+    refund = Refund.objects.filter(requester=requester, pk=refund_id).first()
+    if refund is None:
+        raise NotFound("Refund not found.")
+    return refund
+
+
+def bonus_list_sent(*, requester: Requester) -> QuerySet[Bonus]:
+    return Bonus.objects.filter(requester=requester).order_by("-id")
+
+
+def bonus_list_received(*, worker: Worker) -> QuerySet[Bonus]:
+    return Bonus.objects.filter(worker=worker).order_by("-id")

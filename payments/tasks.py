@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from celery import shared_task
 
 from .errors import LedgerImbalance
-from .services import escrow, ledger, payouts, webhooks
+from .services import escrow, ledger, payouts, refunds, webhooks
 from .stripe_client import StripeTransientError
 
 logger = logging.getLogger(__name__)
@@ -47,6 +48,48 @@ def stripe_events_process_pending() -> int:
 def payout_execute(payout_id: int) -> str:
     """Transient Stripe errors retry with backoff (same idempotency key); refusals are final."""
     return payouts.payout_execute(payout_id=payout_id).status
+
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=(StripeTransientError,),
+    retry_backoff=2,
+    retry_backoff_max=300,
+    max_retries=10,
+)
+def refund_execute(refund_id: int) -> str:
+    """Transient Stripe errors retry with backoff (same key ``refund:<id>``); refusals are final."""
+    return refunds.refund_execute(refund_id=refund_id).status
+
+
+def _requeue(task: Any, ids: list[int], what: str) -> list[int]:
+    queued = []
+    for row_id in ids:
+        try:
+            task.delay(row_id)
+            queued.append(row_id)
+        except Exception:
+            # A broker outage (or, eagerly, a still-failing Stripe) must not stop the other rows;
+            # the next sweep tries again.
+            logger.exception("could not re-drive %s %s", what, row_id)
+    return queued
+
+
+@shared_task(acks_late=True)
+def payouts_requeue_stuck() -> list[int]:
+    """Beat: re-drive payouts left ``pending``/``processing`` for ``PAYOUT_STUCK_MINUTES``.
+
+    Each goes back through ``payout_execute`` with the same Stripe key ``payout:<id>``, so a
+    transfer Stripe already made is returned, not made again; running this twice (or alongside a
+    still-retrying task) is harmless because ``payout_execute`` locks the row and checks its state.
+    """
+    return _requeue(payout_execute, payouts.payouts_stuck(), "payout")
+
+
+@shared_task(acks_late=True)
+def refunds_requeue_stuck() -> list[int]:
+    """Beat: re-drive refunds left ``pending``/``processing`` (same key ``refund:<id>``)."""
+    return _requeue(refund_execute, refunds.refunds_stuck(), "refund")
 
 
 @shared_task(acks_late=True)

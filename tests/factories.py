@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -15,7 +16,10 @@ from crowd.enums import AssignmentStatus
 from crowd.models import Assignment, Worker
 from marketplace.enums import BatchStatus
 from marketplace.models import ApiToken, Batch, Project, Requester, Task, User
+from marketplace.services import budget
 from marketplace.services.accounts import token_create
+from payments.enums import AccountKind, EntryKind
+from payments.services.ledger import ledger_transfer, platform_account, requester_account
 
 LABEL_ANSWER_SCHEMA = {"type": "string", "enum": ["cat", "dog", "other"]}
 TEXT_INPUT_SCHEMA = {
@@ -128,12 +132,38 @@ def client_for(user: User) -> APIClient:
 # --- Builders for the API tests ---------------------------------------------------------------
 
 
+def fund(requester: Requester, amount_cents: int) -> None:
+    """Money on the requester's available balance, as if a card payment had been credited."""
+    ledger_transfer(
+        debit=platform_account(AccountKind.STRIPE_CLEARING),
+        credit=requester_account(requester.pk, AccountKind.AVAILABLE),
+        amount_cents=amount_cents,
+        idempotency_key=f"test-fund:{uuid.uuid4()}",
+        kind=EntryKind.FUNDING,
+    )
+
+
+# What ``open_batch`` leaves on the requester's available balance beyond the batch's reserve: gold
+# answers and grown overlaps are paid from it at accept time.
+OPEN_BATCH_CUSHION_CENTS = 100_000
+
+
+def publish_funded(batch: Batch) -> Batch:
+    """Fund the batch's requester for it (plus the cushion), then publish it for real."""
+    from marketplace.services.batches import batch_publish
+
+    fund(batch.project.requester, budget.batch_required_cents(batch) + OPEN_BATCH_CUSHION_CENTS)
+    return batch_publish(batch=batch)
+
+
 def open_batch(*, regular: int = 0, gold: int = 0, gold_answer: Any = "cat", **fields: Any) -> Batch:
     """A published batch (open unless ``status`` says otherwise) with ``regular`` regular and
-    ``gold`` gold tasks."""
+    ``gold`` gold tasks, its reserve paid for like ``batch_publish`` does."""
     fields.setdefault("status", BatchStatus.OPEN)
     batch = BatchFactory(published_at=timezone.now(), **fields)
     make_tasks(batch, regular, gold=gold, gold_answer=gold_answer)
+    fund(batch.project.requester, budget.batch_required_cents(batch) + OPEN_BATCH_CUSHION_CENTS)
+    budget.batch_reserve_required(batch=batch)
     return batch
 
 

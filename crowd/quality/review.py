@@ -20,6 +20,8 @@ from django.utils import timezone
 from marketplace.enums import TaskStatus
 from marketplace.errors import Conflict, NotFound, ValidationFailed
 from marketplace.models import Batch, Requester, Task
+from marketplace.services import budget
+from payments.errors import InsufficientFunds
 
 from ..enums import ASSIGNMENT_TRANSITIONS, Actor, AssignmentStatus, Verdict
 from ..models import Assignment
@@ -74,6 +76,9 @@ def verdict_apply(
     regular = [a.task_id for a in locked if not a.is_gold]
     if regular and (target == AssignmentStatus.REJECTED or AssignmentStatus.REJECTED in by_from):
         _lock_tasks(regular)
+    if target == AssignmentStatus.ACCEPTED:
+        # Money follows the verdict, in the same transaction: InsufficientFunds undoes both.
+        budget.batch_pay_accepted(locked)
     for from_status, rows in by_from.items():
         ids = [a.pk for a in rows]
         Assignment.objects.filter(id__in=ids).update(status=target, reviewed_at=now, review_reason=reason)
@@ -112,29 +117,40 @@ def assignments_review(
         raise ValidationFailed("A rejection needs a reason.", detail={"reason": ["Required to reject."]})
     target = AssignmentStatus.ACCEPTED if verdict == Verdict.ACCEPT else AssignmentStatus.REJECTED
     now = timezone.now()
-    with transaction.atomic():
-        locked = list(
-            Assignment.objects.select_for_update(of=("self",))
-            .filter(id__in=ids, batch__project__requester=requester)
-            .order_by("id")
-        )
-        missing = sorted(set(ids) - {a.pk for a in locked})
-        if missing:
-            raise NotFound("Assignment not found.", detail={"ids": missing})
-        refused = {
-            str(a.pk): f"The assignment is {a.status}; it cannot become {target}."
-            for a in locked
-            if target not in ASSIGNMENT_TRANSITIONS[a.status]
-        }
-        if refused:
-            raise Conflict(
-                "Some assignments cannot take this verdict; nothing was changed.",
-                code="invalid_transition",
-                detail={"errors": refused},
+    try:
+        with transaction.atomic():
+            locked = list(
+                Assignment.objects.select_for_update(of=("self",))
+                .filter(id__in=ids, batch__project__requester=requester)
+                .order_by("id")
             )
-        verdict_apply(
-            locked, target=target, actor=Actor.REQUESTER, now=now, reason=reason, actor_user_id=user_id
-        )
+            missing = sorted(set(ids) - {a.pk for a in locked})
+            if missing:
+                raise NotFound("Assignment not found.", detail={"ids": missing})
+            refused = {
+                str(a.pk): f"The assignment is {a.status}; it cannot become {target}."
+                for a in locked
+                if target not in ASSIGNMENT_TRANSITIONS[a.status]
+            }
+            if refused:
+                raise Conflict(
+                    "Some assignments cannot take this verdict; nothing was changed.",
+                    code="invalid_transition",
+                    detail={"errors": refused},
+                )
+            verdict_apply(
+                locked, target=target, actor=Actor.REQUESTER, now=now, reason=reason, actor_user_id=user_id
+            )
+    except InsufficientFunds as exc:
+        # Everything above was rolled back; the batch that could not pay stops taking work.
+        batch_id = getattr(exc, "batch_id", None)
+        if batch_id is not None:
+            budget.batch_pause_for_funds(batch_id=batch_id)
+        raise InsufficientFunds(
+            "Not enough money to pay for these answers; nothing was changed and the batch is paused "
+            "until you add funds.",
+            detail={**(exc.detail or {}), "batch": batch_id},
+        ) from exc
     return locked
 
 
@@ -142,15 +158,20 @@ def assignment_accept_if_submitted(
     *, assignment_id: int, actor: Actor = Actor.SYSTEM, reason: str = ""
 ) -> str:
     """Accept one answer if it is still waiting (review modes auto/gold). Returns its status."""
-    with transaction.atomic():
-        a = Assignment.objects.select_for_update().filter(id=assignment_id).first()
-        if a is None:
-            raise NotFound("Assignment not found.")
-        if a.status == AssignmentStatus.SUBMITTED:
-            verdict_apply(
-                [a], target=AssignmentStatus.ACCEPTED, actor=actor, now=timezone.now(), reason=reason
-            )
-        return a.status
+    try:
+        with transaction.atomic():
+            a = Assignment.objects.select_for_update().filter(id=assignment_id).first()
+            if a is None:
+                raise NotFound("Assignment not found.")
+            if a.status == AssignmentStatus.SUBMITTED:
+                verdict_apply(
+                    [a], target=AssignmentStatus.ACCEPTED, actor=actor, now=timezone.now(), reason=reason
+                )
+            return a.status
+    except InsufficientFunds as exc:
+        # The answer stays submitted (nothing is lost); the batch stops taking work.
+        budget.batch_pause_for_funds(batch_id=exc.batch_id)  # type: ignore[attr-defined]
+        return AssignmentStatus.SUBMITTED
 
 
 def assignments_auto_accept(*, now: datetime | None = None, chunk: int = 500) -> int:
@@ -161,6 +182,7 @@ def assignments_auto_accept(*, now: datetime | None = None, chunk: int = 500) ->
     """
     now = now or timezone.now()
     total = 0
+    unpaid: set[int] = set()  # batches that could not pay: skipped, then paused
     for hours in sorted(set(Batch.objects.values_list("auto_accept_after_hours", flat=True))):
         cutoff = now - timedelta(hours=hours)
         while True:
@@ -172,17 +194,27 @@ def assignments_auto_accept(*, now: datetime | None = None, chunk: int = 500) ->
                         submitted_at__lte=cutoff,
                         batch__auto_accept_after_hours=hours,
                     )
+                    .exclude(batch_id__in=unpaid)
                     .order_by("submitted_at", "id")[:chunk]
                 )
-                if rows:
-                    verdict_apply(
-                        rows,
-                        target=AssignmentStatus.ACCEPTED,
-                        actor=Actor.SYSTEM,
-                        now=now,
-                        reason=AUTO_ACCEPT_REASON.format(hours=hours),
-                    )
-            total += len(rows)
+                by_batch: dict[int, list[Assignment]] = {}
+                for a in rows:
+                    by_batch.setdefault(a.batch_id, []).append(a)
+                for batch_id, batch_rows in by_batch.items():
+                    try:
+                        with transaction.atomic():
+                            verdict_apply(
+                                batch_rows,
+                                target=AssignmentStatus.ACCEPTED,
+                                actor=Actor.SYSTEM,
+                                now=now,
+                                reason=AUTO_ACCEPT_REASON.format(hours=hours),
+                            )
+                        total += len(batch_rows)
+                    except InsufficientFunds:
+                        unpaid.add(batch_id)
             if len(rows) < chunk:
                 break
+    for batch_id in sorted(unpaid):
+        budget.batch_pause_for_funds(batch_id=batch_id)
     return total

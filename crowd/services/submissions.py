@@ -13,6 +13,8 @@ from marketplace.enums import BatchStatus, ReviewMode, TaskStatus
 from marketplace.errors import Conflict, NotFound, ValidationFailed
 from marketplace.models import Task
 from marketplace.schemas import UNSTORABLE, answer_validator, storable
+from marketplace.services import budget
+from payments.errors import InsufficientFunds
 
 from ..enums import Actor, AssignmentStatus
 from ..models import Assignment, QualityRule, Worker
@@ -294,13 +296,20 @@ def _after_score(assignment: Assignment, *, worker: Worker, now: Any) -> None:
         return
     reliability_bump(worker_id=worker.pk, project_id=batch.project_id, correct=bool(assignment.gold_correct))
     if batch.review_mode == ReviewMode.GOLD:
-        verdict_apply(
-            [assignment],
-            target=AssignmentStatus.ACCEPTED if assignment.gold_correct else AssignmentStatus.REJECTED,
-            actor=Actor.SYSTEM,
-            now=now,
-            reason="" if assignment.gold_correct else WRONG_GOLD_REASON,
-        )
+        try:
+            with transaction.atomic():  # a savepoint: a verdict that cannot pay must not undo the answer
+                verdict_apply(
+                    [assignment],
+                    target=AssignmentStatus.ACCEPTED
+                    if assignment.gold_correct
+                    else AssignmentStatus.REJECTED,
+                    actor=Actor.SYSTEM,
+                    now=now,
+                    reason="" if assignment.gold_correct else WRONG_GOLD_REASON,
+                )
+        except InsufficientFunds:
+            assignment.status = AssignmentStatus.SUBMITTED
+            transaction.on_commit(lambda: budget.batch_pause_for_funds(batch_id=batch.pk))
 
 
 def _end_lease(*, worker: Worker, assignment_id: int, status: AssignmentStatus) -> Assignment:

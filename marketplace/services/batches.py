@@ -13,6 +13,7 @@ from crowd.services.leases import leases_release_for_batch
 from ..enums import BATCH_TRANSITIONS, BatchStatus
 from ..errors import Conflict
 from ..models import Batch, BatchSkillFilter, Project, Task
+from . import budget
 
 # Fields that set what a worker is paid or how many answers are bought: only a draft may change them.
 DRAFT_ONLY_FIELDS = frozenset({"price_cents", "currency", "overlap"})
@@ -78,7 +79,9 @@ def batch_publish(*, batch: Batch) -> Batch:
         batch = _transition(batch, BatchStatus.OPEN)
         if not Task.objects.filter(batch=batch, is_gold=False).exists():
             raise Conflict("Upload at least one non-gold task before publishing.", code="no_tasks")
-        fields = ["status", "updated_at"]
+        budget.batch_reserve_required(batch=batch)
+        batch.pause_reason = ""
+        fields = ["status", "pause_reason", "updated_at"]
         if batch.published_at is None:
             batch.published_at = timezone.now()
             fields.append("published_at")
@@ -101,6 +104,7 @@ def batch_close(*, batch: Batch) -> Batch:
         batch.closed_at = timezone.now()
         batch.save(update_fields=["status", "closed_at", "updated_at"])
         leases_release_for_batch(batch_id=batch.pk, now=batch.closed_at)
+        budget.batch_release_unspent(batch=batch)
     return batch
 
 

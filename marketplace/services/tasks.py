@@ -11,6 +11,7 @@ from ..enums import BatchStatus
 from ..errors import Conflict, ValidationFailed
 from ..models import Batch, Task
 from ..schemas import UNSTORABLE, storable, validator
+from . import budget
 
 ROW_FIELDS = frozenset({"input", "gold_answer", "gold_explanation", "external_id"})
 MAX_REPORTED_ERRORS = 1000
@@ -148,6 +149,9 @@ def tasks_upload(*, batch: Batch, rows: list[Any], atomic: bool = False) -> Uplo
                 )
             )
         Task.objects.bulk_create(to_create, batch_size=CREATE_CHUNK)
+        if locked.published_at is not None and to_create:
+            # A published batch's new tasks are paid for now; too little money undoes the upload.
+            budget.batch_reserve_required(batch=locked)
     result.created = len(to_create)
     result.gold_created = sum(1 for t in to_create if t.is_gold)
     return result

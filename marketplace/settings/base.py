@@ -215,3 +215,11 @@ CELERY_BEAT_SCHEDULE["stripe-events-process-pending"] = {
     "task": "payments.tasks.stripe_events_process_pending",
     "schedule": timedelta(seconds=int(os.environ.get("STRIPE_EVENT_SWEEP_SECONDS", "60"))),
 }
+CELERY_BEAT_SCHEDULE["payouts-requeue-stuck"] = {
+    "task": "payments.tasks.payouts_requeue_stuck",
+    "schedule": timedelta(seconds=int(os.environ.get("PAYOUT_REQUEUE_SECONDS", "300"))),
+}
+CELERY_BEAT_SCHEDULE["refunds-requeue-stuck"] = {
+    "task": "payments.tasks.refunds_requeue_stuck",
+    "schedule": timedelta(seconds=int(os.environ.get("REFUND_REQUEUE_SECONDS", "300"))),
+}

@@ -4,6 +4,10 @@ from . import views
 
 urlpatterns = [
     path("funding", views.FundingCreateApi.as_view(), name="funding"),
+    path("refunds", views.RefundListCreateApi.as_view(), name="refunds"),
+    path("refunds/<int:refund_id>", views.RefundDetailApi.as_view(), name="refund-detail"),
+    path("bonuses", views.BonusListCreateApi.as_view(), name="bonuses"),
+    path("work/bonuses", views.WorkBonusListApi.as_view(), name="work-bonuses"),
     path("stripe/webhook", views.StripeWebhookApi.as_view(), name="stripe-webhook"),
     path("balance", views.BalanceApi.as_view(), name="balance"),
     path("ledger", views.LedgerApi.as_view(), name="ledger"),

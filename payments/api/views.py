@@ -1,11 +1,11 @@
-"""Money endpoints: funding, the Stripe webhook, balances, statements, payout onboarding, payouts."""
+"""Money endpoints: funding, refunds, bonuses, the Stripe webhook, balances, statements, payouts."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -17,13 +17,13 @@ from crowd.selectors import worker_of
 from marketplace.api.pagination import IdCursorPagination
 from marketplace.api.permissions import IsRequester, IsWorker
 from marketplace.errors import Forbidden, ValidationFailed
-from marketplace.selectors import requester_of
+from marketplace.selectors import requester_of, worker_pseudonym
 
 from .. import selectors, stripe_client
 from ..enums import OwnerKind
-from ..models import Account, LedgerEntry
+from ..models import Account, Bonus, LedgerEntry, Refund
 from ..money import SUPPORTED_CURRENCIES
-from ..services import escrow, funding, payouts, webhooks
+from ..services import bonuses, escrow, funding, payouts, refunds, webhooks
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
@@ -244,3 +244,160 @@ class PayoutDetailApi(APIView):
         return Response(
             PayoutSerializer(selectors.payout_get(worker=request.worker, payout_id=payout_id)).data
         )
+
+
+class RefundSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    funding_id = serializers.IntegerField()
+    amount_cents = serializers.IntegerField()
+    currency = serializers.CharField()
+    status = serializers.CharField()
+    failure_code = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class RefundListCreateApi(ListAPIView):
+    """Withdraw unspent available funds back to the card(s) they came from."""
+
+    permission_classes = [IsRequester]
+    pagination_class = NewestFirst
+    serializer_class = RefundSerializer
+
+    class RefundInputSerializer(serializers.Serializer):
+        amount_cents = serializers.IntegerField(min_value=1)
+        currency = serializers.ChoiceField(choices=SUPPORTED_CURRENCIES, default="USD")
+        funding_id = serializers.IntegerField(
+            min_value=1, required=False, help_text="Refund this funding's charge; default: newest first."
+        )
+
+    class RefundRequestSerializer(serializers.Serializer):
+        amount_cents = serializers.IntegerField()
+        currency = serializers.CharField()
+        refunds = RefundSerializer(many=True, help_text="One per card charge drawn on, newest first.")
+
+    def get_queryset(self) -> Any:
+        return selectors.refund_list(requester=self.request.requester)
+
+    @extend_schema(summary="My refunds, newest first")
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        request=RefundInputSerializer,
+        responses={202: RefundRequestSerializer},
+        parameters=[IDEMPOTENCY_HEADER],
+        summary="Refund available funds to the card; the Stripe refund runs in the background",
+    )
+    def post(self, request: Request) -> Response:
+        serializer = self.RefundInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        made = refunds.refund_request(
+            requester=request.requester,
+            amount_cents=data["amount_cents"],
+            currency=data["currency"],
+            funding_id=data.get("funding_id"),
+            idempotency_key=_idempotency_key(request),
+        )
+        # Re-read: the task may have finished already; creation order is the plan's (newest funding first).
+        rows = Refund.objects.filter(pk__in=[r.pk for r in made.refunds]).order_by("id")
+        body = {"amount_cents": made.amount_cents, "currency": data["currency"], "refunds": rows}
+        return Response(self.RefundRequestSerializer(body).data, status=status.HTTP_202_ACCEPTED)
+
+
+class RefundDetailApi(APIView):
+    permission_classes = [IsRequester]
+
+    @extend_schema(responses=RefundSerializer, summary="One of my refunds")
+    def get(self, request: Request, refund_id: int) -> Response:
+        return Response(
+            RefundSerializer(selectors.refund_get(requester=request.requester, refund_id=refund_id)).data
+        )
+
+
+class BonusSentSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    worker = serializers.SerializerMethodField(help_text="Your pseudonym for the worker.")
+    amount_cents = serializers.IntegerField()
+    fee_cents = serializers.IntegerField()
+    currency = serializers.CharField()
+    reason = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+    @extend_schema_field(OpenApiTypes.STR)
+    def get_worker(self, obj: Bonus) -> str:
+        return worker_pseudonym(requester_id=obj.requester_id, worker_id=obj.worker_id)
+
+
+class BonusListCreateApi(ListAPIView):
+    """Bonuses I paid to workers who worked for me; the platform fee applies on top."""
+
+    permission_classes = [IsRequester]
+    pagination_class = NewestFirst
+    serializer_class = BonusSentSerializer
+
+    class BonusInputSerializer(serializers.Serializer):
+        worker = serializers.CharField(
+            required=False, max_length=100, help_text="The worker's pseudonym, as your answers show it."
+        )
+        worker_id = serializers.IntegerField(required=False, min_value=1)
+        amount_cents = serializers.IntegerField(min_value=1)
+        currency = serializers.ChoiceField(choices=SUPPORTED_CURRENCIES, default="USD")
+        reason = serializers.CharField(max_length=bonuses.REASON_MAX_LENGTH, help_text="Shown to the worker.")
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            if ("worker" in attrs) == ("worker_id" in attrs):
+                raise serializers.ValidationError({"worker": ["Give either worker or worker_id."]})
+            return attrs
+
+    def get_queryset(self) -> Any:
+        return selectors.bonus_list_sent(requester=self.request.requester)
+
+    @extend_schema(summary="Bonuses I sent, newest first")
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        request=BonusInputSerializer,
+        responses={201: BonusSentSerializer},
+        parameters=[IDEMPOTENCY_HEADER],
+        summary="Pay a bonus to a worker who worked for me",
+    )
+    def post(self, request: Request) -> Response:
+        serializer = self.BonusInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        worker = bonuses.worker_for_bonus(
+            requester=request.requester, worker_id=data.get("worker_id"), pseudonym=data.get("worker", "")
+        )
+        bonus = bonuses.bonus_pay(
+            requester=request.requester,
+            worker=worker,
+            amount_cents=data["amount_cents"],
+            currency=data["currency"],
+            reason=data["reason"],
+            idempotency_key=_idempotency_key(request),
+        )
+        return Response(BonusSentSerializer(bonus).data, status=status.HTTP_201_CREATED)
+
+
+class BonusReceivedSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    amount_cents = serializers.IntegerField()
+    currency = serializers.CharField()
+    reason = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class WorkBonusListApi(ListAPIView):
+    permission_classes = [IsWorker]
+    pagination_class = NewestFirst
+    serializer_class = BonusReceivedSerializer
+
+    def get_queryset(self) -> Any:
+        return selectors.bonus_list_received(worker=self.request.worker)
+
+    @extend_schema(summary="Bonuses I received, newest first (pending until the hold period ends)")
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)

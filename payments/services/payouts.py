@@ -12,15 +12,19 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+from typing import Any
+
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from crowd.models import Worker
 from marketplace.errors import Conflict, ValidationFailed
 
 from .. import stripe_client
 from ..enums import AccountKind, EntryKind, PayoutStatus
-from ..errors import PaymentProviderUnavailable
+from ..errors import EventNotReady, PaymentProviderUnavailable
 from ..models import Payout, PayoutAccount
 from ..money import SUPPORTED_CURRENCIES
 from .ledger import ledger_transfer, platform_account, worker_account
@@ -159,6 +163,85 @@ def payout_fail(*, payout: Payout, code: str, message: str) -> None:
     )
     payout.status, payout.failure_code, payout.failure_message = PayoutStatus.FAILED, code[:100], message
     payout.save(update_fields=["status", "failure_code", "failure_message", "updated_at"])
+
+
+def payout_mark_failed(*, payout_id: int, note: str) -> Payout:
+    """An admin's verdict that Stripe never executed this payout: the money goes back to the worker.
+
+    Only ``pending``/``processing`` payouts; Conflict ``payout_final`` otherwise. The admin must have
+    checked Stripe first: a transfer made under the key ``payout:<id>`` after this would be paid
+    twice. Idempotent through the ledger key ``payout:<id>:reverse``.
+    """
+    with transaction.atomic():
+        payout = Payout.objects.select_for_update().get(pk=payout_id)
+        if payout.status not in (PayoutStatus.PENDING, PayoutStatus.PROCESSING):
+            raise Conflict(
+                f"Payout {payout.pk} is already {payout.status}.",
+                code="payout_final",
+                detail={"payout_id": payout.pk, "status": payout.status},
+            )
+        payout_fail(payout=payout, code="marked_failed", message=note)
+    return payout
+
+
+def payouts_stuck(*, older_than: timedelta | None = None, now: datetime | None = None) -> list[int]:
+    """Payouts still ``pending`` or ``processing`` whose row has not changed for
+    ``PAYOUT_STUCK_MINUTES`` (default 15): their task was lost, gave up, or the worker died.
+
+    ``pending`` counts too: it means the task enqueued after commit never ran. Every attempt bumps
+    ``updated_at``, so a re-driven payout is not picked again until it has been stuck that long anew.
+    """
+    age = older_than or timedelta(minutes=getattr(settings, "PAYOUT_STUCK_MINUTES", 15))
+    cutoff = (now or timezone.now()) - age
+    return list(
+        Payout.objects.filter(
+            status__in=[PayoutStatus.PENDING, PayoutStatus.PROCESSING], updated_at__lt=cutoff
+        )
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+
+
+def payout_apply_transfer_reversal(*, transfer: dict[str, Any]) -> str:
+    """Return reversed transfer money to the worker's available balance, at most once per cent.
+
+    ``transfer.reversed`` carries Stripe's running ``amount_reversed``; only the part beyond what we
+    applied (``reversed_cents``) moves, so duplicates and out-of-order partial reversals are no-ops.
+    The money is back in our Stripe balance, so it moves clearing → worker available. A payout we
+    have not recorded as paid yet raises EventNotReady, so the event is retried after phase 3.
+    """
+    raw = str((transfer.get("metadata") or {}).get("payout_id") or "")
+    with transaction.atomic():
+        payouts = Payout.objects.select_for_update()
+        payout = (
+            payouts.filter(pk=int(raw)).first()
+            if raw.isdigit()
+            else payouts.filter(stripe_transfer_id=transfer["id"]).first()
+        )
+        if payout is None:
+            return f"ignored: no payout for transfer {transfer['id']}"
+        if payout.status in (PayoutStatus.PENDING, PayoutStatus.PROCESSING):
+            raise EventNotReady(f"payout {payout.pk} is not recorded as paid yet")
+        if payout.status == PayoutStatus.FAILED:
+            # We already returned the money for a transfer we believed failed; never twice.
+            return f"ignored: payout {payout.pk} is failed"
+        total = min(int(transfer.get("amount_reversed") or 0), payout.amount_cents)
+        delta = total - payout.reversed_cents
+        if delta <= 0:
+            return f"payout {payout.pk}: reversal of {total} already applied"
+        ledger_transfer(
+            debit=platform_account(AccountKind.STRIPE_CLEARING, payout.currency),
+            credit=worker_account(payout.worker_id, AccountKind.AVAILABLE, payout.currency),
+            amount_cents=delta,
+            idempotency_key=f"payout:{payout.pk}:reversed:{total}",
+            kind=EntryKind.TRANSFER_REVERSAL,
+            reference=f"payout:{payout.pk}",
+        )
+        payout.reversed_cents = total
+        if total == payout.amount_cents:
+            payout.status = PayoutStatus.REVERSED
+        payout.save(update_fields=["reversed_cents", "status", "updated_at"])
+    return f"payout {payout.pk}: {delta} back to available"
 
 
 def payout_execute(*, payout_id: int) -> Payout:

@@ -19,16 +19,17 @@ from django.utils import timezone
 from marketplace.errors import ApplicationError
 
 from .. import stripe_client
+from ..errors import EventNotReady
 from ..models import FundingIntent, PayoutAccount, StripeEvent
 from ..money import from_stripe_currency
 from .escrow import requester_freeze
 from .funding import funding_credit
+from .payouts import payout_apply_transfer_reversal
+from .refunds import refund_apply_stripe_state
+
+__all__ = ["EventNotReady", "stripe_event_process", "stripe_event_store", "stripe_events_pending"]
 
 logger = logging.getLogger(__name__)
-
-
-class EventNotReady(Exception):
-    """The event refers to an object we do not know yet; process it again later."""
 
 
 def stripe_event_store(*, payload: bytes, signature_header: str | None) -> tuple[StripeEvent, bool]:
@@ -122,12 +123,38 @@ def _on_account_updated(event: dict[str, Any]) -> str:
     return f"ready={ready}"
 
 
+def _on_refund(event: dict[str, Any]) -> str:
+    return refund_apply_stripe_state(stripe_refund=event["data"]["object"])
+
+
+def _on_charge_refunded(event: dict[str, Any]) -> str:
+    """Informational: the charge does not say which refund it was (``refund.*`` events do, with our
+    ``refund_id``), so no money moves here; the outcome notes any drift for an admin."""
+    charge = event["data"]["object"]
+    funding = FundingIntent.objects.filter(
+        stripe_payment_intent_id=charge.get("payment_intent") or ""
+    ).first()
+    if funding is None:
+        return "ignored: no funding for this charge"
+    stripe_refunded = int(charge.get("amount_refunded") or 0)
+    return f"noted: funding {funding.pk} refunded {stripe_refunded} at Stripe, {funding.refunded_cents} here"
+
+
+def _on_transfer_reversed(event: dict[str, Any]) -> str:
+    return payout_apply_transfer_reversal(transfer=event["data"]["object"])
+
+
 HANDLERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "checkout.session.completed": _on_checkout_completed,
     "checkout.session.async_payment_succeeded": _on_checkout_completed,
     "payment_intent.succeeded": _on_payment_intent_succeeded,
     "charge.dispute.created": _on_dispute_created,
     "account.updated": _on_account_updated,
+    "refund.created": _on_refund,
+    "refund.updated": _on_refund,
+    "refund.failed": _on_refund,
+    "charge.refunded": _on_charge_refunded,
+    "transfer.reversed": _on_transfer_reversed,
 }
 
 

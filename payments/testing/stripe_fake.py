@@ -10,8 +10,9 @@ Balance (retrieve). Stripe's idempotency rules (same key + same request → the 
 ``Idempotent-Replayed: true``; same key + another request → 400 ``idempotency_error``; 5xx
 replies are not stored), error bodies ``{"error": {"type", "code", "message", "param"}}``, a
 platform balance that transfers and refunds draw on, and fault injection. Test helpers play the
-customer and Stripe's side (``checkout_complete``, ``onboarding_complete``, ``dispute_create``) and
-build events, which ``signed`` turns into a signed webhook delivery.
+customer and Stripe's side (``checkout_complete``, ``onboarding_complete``, ``dispute_create``,
+``refund_fail``, ``transfer_reverse``) and build events; creating a refund records ``refund.created``
+and ``charge.refunded`` in ``events``. Tests post events with ``tests.payments.factories.post_event``.
 """
 
 from __future__ import annotations
@@ -139,6 +140,11 @@ class StripeFake:
             raise ValueError(f"unknown fault {kind!r}")
         with self._lock:
             self._faults.append(Fault(kind, path_prefix, times))
+
+    def faults_clear(self) -> None:
+        """Stripe is healthy again: drop every fault not yet taken."""
+        with self._lock:
+            self._faults.clear()
 
     def _take_fault(self, path: str) -> str | None:
         for fault in self._faults:
@@ -322,7 +328,7 @@ class StripeFake:
         self.balance[currency] -= amount
         charge["amount_refunded"] += amount
         charge["refunded"] = charge["amount_refunded"] == charge["amount_captured"]
-        return self._store(
+        refund = self._store(
             {
                 "id": self._new_id("re"),
                 "object": "refund",
@@ -330,11 +336,16 @@ class StripeFake:
                 "charge": charge["id"],
                 "created": int(time.time()),
                 "currency": currency,
+                "failure_reason": None,
                 "metadata": params.get("metadata") or {},
                 "payment_intent": pi_id,
                 "status": "succeeded",
             }
         )
+        # Stripe announces a card refund with both; tests find them in ``events``.
+        self.event("refund.created", refund)
+        self.event("charge.refunded", charge)
+        return refund
 
     def _account_create(self, params: dict[str, Any]) -> dict[str, Any]:
         if params.get("type") not in ("express", "custom", "standard"):
@@ -485,6 +496,34 @@ class StripeFake:
             account.update(charges_enabled=True, payouts_enabled=True, details_submitted=True)
             account["capabilities"]["transfers"] = "active"
             return self.event("account.updated", account)
+
+    def refund_fail(self, refund_id: str, reason: str = "expired_or_canceled_card") -> list[dict[str, Any]]:
+        """The card network bounces a succeeded refund: the money returns to the platform balance
+        and the charge. Returns the ``refund.updated`` and ``refund.failed`` events."""
+        with self._lock:
+            refund = self.objects[refund_id]
+            if refund["status"] != "succeeded":
+                raise ValueError("only a succeeded refund can fail")
+            charge = self.objects[refund["charge"]]
+            refund.update(status="failed", failure_reason=reason)
+            charge["amount_refunded"] -= refund["amount"]
+            charge["refunded"] = False
+            self.balance[refund["currency"]] = self.balance.get(refund["currency"], 0) + refund["amount"]
+            return [self.event("refund.updated", refund), self.event("refund.failed", refund)]
+
+    def transfer_reverse(self, transfer_id: str, amount: int | None = None) -> dict[str, Any]:
+        """The platform pulls (part of) a transfer back from the connected account, as a transfer
+        reversal does; the money returns to the platform balance. Returns ``transfer.reversed``."""
+        with self._lock:
+            transfer = self.objects[transfer_id]
+            left = transfer["amount"] - transfer["amount_reversed"]
+            amount = left if amount is None else amount
+            if not 0 < amount <= left:
+                raise ValueError(f"can reverse 1..{left}, not {amount}")
+            transfer["amount_reversed"] += amount
+            transfer["reversed"] = transfer["amount_reversed"] == transfer["amount"]
+            self.balance[transfer["currency"]] = self.balance.get(transfer["currency"], 0) + amount
+            return self.event("transfer.reversed", transfer)
 
     def dispute_create(self, payment_intent_id: str) -> dict[str, Any]:
         """The card holder disputes the charge; returns the ``charge.dispute.created`` event."""

@@ -17,8 +17,9 @@ from django.db.models import Count, F, Q
 from crowd.enums import AssignmentStatus
 from crowd.models import Assignment, Worker
 from marketplace.models import Batch, Task
+from marketplace.services import budget
 from marketplace.services.batches import batch_publish
-from tests.factories import BatchFactory, make_tasks
+from tests.factories import OPEN_BATCH_CUSHION_CENTS, BatchFactory, fund, make_tasks
 
 # Issue 3: an accepted answer keeps its slot and counts as an answer; a rejected one gives both back.
 LIVE = (AssignmentStatus.ACTIVE, AssignmentStatus.SUBMITTED, AssignmentStatus.ACCEPTED)
@@ -61,6 +62,7 @@ def open_batch(*, tasks: int, gold: int = 0, **fields: object) -> Batch:
     """A published batch with ``tasks`` regular and ``gold`` gold tasks."""
     batch = BatchFactory(**fields)
     make_tasks(batch, tasks, gold=gold)
+    fund(batch.project.requester, budget.batch_required_cents(batch) + OPEN_BATCH_CUSHION_CENTS)
     return batch_publish(batch=batch)
 
 

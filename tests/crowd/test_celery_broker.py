@@ -25,8 +25,7 @@ from crowd.services.claims import assignment_claim
 from crowd.tasks import assignment_expire_sweep
 from marketplace.celery import app
 from marketplace.models import Task
-from marketplace.services.batches import batch_publish
-from tests.factories import BatchFactory, WorkerFactory, make_tasks
+from tests.factories import BatchFactory, WorkerFactory, make_tasks, publish_funded
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -101,7 +100,7 @@ def test_expire_sweep_runs_through_redis_in_a_worker(redis_celery):
     # given three overdue leases and one valid one
     batch = BatchFactory(overlap=1)
     make_tasks(batch, 4)
-    batch = batch_publish(batch=batch)
+    batch = publish_funded(batch)
     leases = assignment_claim(worker=WorkerFactory(), batch=batch, count=4)
     overdue = [lease.id for lease in leases[:3]]
     Assignment.objects.filter(pk__in=overdue).update(expires_at=timezone.now() - timedelta(seconds=1))

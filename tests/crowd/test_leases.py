@@ -22,8 +22,8 @@ from crowd.tasks import assignment_expire_sweep
 from marketplace.enums import BatchStatus, TaskStatus
 from marketplace.errors import Conflict
 from marketplace.models import Batch, Task
-from marketplace.services.batches import batch_close, batch_publish
-from tests.factories import BatchFactory, WorkerFactory, make_tasks
+from marketplace.services.batches import batch_close
+from tests.factories import BatchFactory, WorkerFactory, make_tasks, publish_funded
 
 pytestmark = pytest.mark.django_db
 
@@ -33,7 +33,7 @@ LIVE = (AssignmentStatus.ACTIVE, AssignmentStatus.SUBMITTED)
 def _open(*, tasks: int, gold: int = 0, **fields: object) -> Batch:
     batch = BatchFactory(**fields)
     make_tasks(batch, tasks, gold=gold)
-    return batch_publish(batch=batch)
+    return publish_funded(batch)
 
 
 def _counter_mismatches(batch: Batch) -> list[tuple[object, ...]]:

@@ -16,6 +16,10 @@ import pytest
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
+from marketplace.models import Batch, Requester
+from marketplace.services import budget
+from tests.factories import fund
+
 REGULAR = 20
 OVERLAP = 3
 LABELS = ("positive", "negative", "neutral")
@@ -137,6 +141,13 @@ def test_requester_publishes_three_workers_answer_everything_requester_sees_it_a
         "errors": [],
         "errors_truncated": False,
     }
+    # publishing needs the money for every answer wanted, plus the platform fee
+    unfunded = requester.post(f"/api/v1/batches/{batch_id}/publish")
+    assert unfunded.status_code == 409
+    assert unfunded.json()["code"] == "insufficient_funds"
+    needed = budget.batch_required_cents(Batch.objects.get(pk=batch_id))
+    assert unfunded.json()["detail"]["shortfall_cents"] == needed
+    fund(Requester.objects.get(user__email="requester@example.com"), needed)
     published = requester.post(f"/api/v1/batches/{batch_id}/publish")
     assert published.status_code == 200
     assert published.json()["status"] == "open"

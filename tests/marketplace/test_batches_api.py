@@ -10,6 +10,7 @@ from crowd.models import Assignment
 from marketplace.enums import BatchStatus, TaskStatus
 from marketplace.models import Batch, Task
 from marketplace.selectors import worker_pseudonym
+from marketplace.services import budget
 from tests.factories import (
     AssignmentFactory,
     BatchFactory,
@@ -17,6 +18,7 @@ from tests.factories import (
     WorkerFactory,
     client_for,
     db_snapshot,
+    fund,
     iso,
     make_tasks,
     open_batch,
@@ -435,8 +437,9 @@ def _invalid_transition(current: str, target: str) -> dict:
 
 
 def test_publish_draft_opens_it(batch, requester_client):
-    # given
+    # given two tasks wanted 3 times and exactly the money for their answers and fees
     make_tasks(batch, 2)
+    fund(batch.project.requester, budget.batch_required_cents(batch))
 
     # when
     response = requester_client.post(f"/api/v1/batches/{batch.pk}/publish")
@@ -452,6 +455,7 @@ def test_publish_draft_opens_it(batch, requester_client):
 def test_publish_twice_is_409_invalid_transition(batch, requester_client):
     # given
     make_tasks(batch, 1)
+    fund(batch.project.requester, budget.batch_required_cents(batch))
     requester_client.post(f"/api/v1/batches/{batch.pk}/publish")
     before = db_snapshot()
 

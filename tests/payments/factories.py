@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 
 from payments import stripe_client
 from payments.enums import AccountKind, EntryKind, OwnerKind
-from payments.models import PLATFORM_OWNER_ID, Account
+from payments.models import PLATFORM_OWNER_ID, Account, FundingIntent
 from payments.services.ledger import ledger_transfer, platform_account, requester_account, worker_account
 
 _seq = iter(range(1, 10**9))
@@ -53,3 +53,33 @@ def post_event(client: APIClient, event: dict[str, Any], *, secret: str | None =
     return client.post(
         "/api/v1/stripe/webhook", data=payload, content_type="application/json", HTTP_STRIPE_SIGNATURE=header
     )
+
+
+def deliver(*events: dict[str, Any]) -> list[str]:
+    """Post each event to the real webhook view, then process whatever is stored and pending (as
+    the task and the beat sweep would); returns the new events' outcomes in delivery order."""
+    from payments.models import StripeEvent
+    from payments.tasks import stripe_events_process_pending
+
+    client = APIClient()
+    for event in events:
+        assert post_event(client, event).status_code == 200
+    stripe_events_process_pending()
+    outcomes = dict(StripeEvent.objects.values_list("stripe_id", "outcome"))
+    return [outcomes[event["id"]] for event in events]
+
+
+def fund_by_card(client: APIClient, fake: Any, amount_cents: int) -> FundingIntent:
+    """A real top-up: the funding API, the customer paying at the fake, the signed webhooks."""
+    response = client.post(
+        "/api/v1/funding",
+        {"amount_cents": amount_cents},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY=f"fund-{next(_seq)}",
+    )
+    assert response.status_code == 201, response.json()
+    intent = FundingIntent.objects.get(pk=response.json()["id"])
+    deliver(*fake.checkout_complete(intent.stripe_session_id))
+    intent.refresh_from_db()
+    assert intent.status == "succeeded"
+    return intent

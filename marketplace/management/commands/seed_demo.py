@@ -17,11 +17,13 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from marketplace.enums import BatchStatus, Role
-from marketplace.models import Batch, Project, User
+from marketplace.models import Batch, Project, Requester, User
 from marketplace.services.accounts import role_grant, token_create, token_revoke, user_create
 from marketplace.services.batches import batch_create, batch_publish
 from marketplace.services.projects import project_create
 from marketplace.services.tasks import tasks_upload
+from payments.enums import AccountKind, EntryKind
+from payments.services.ledger import ledger_transfer, platform_account, requester_account
 
 TOKEN_NAME = "seed_demo"
 REQUESTER_EMAIL = "demo-requester@example.com"
@@ -43,6 +45,7 @@ INPUT_SCHEMA = {
     "additionalProperties": False,
 }
 ANSWER_SCHEMA = {"type": "string", "enum": ["positive", "negative", "neutral"]}
+DEMO_CREDIT_CENTS = 100_00  # $100
 BATCH_FIELDS = {
     "price_cents": 5,
     "currency": "USD",
@@ -223,6 +226,19 @@ def _fresh_token(user: User) -> str:
     return key
 
 
+def _demo_credit(requester: Requester) -> None:
+    """Demo money on the requester's balance, once: as if DEMO_CREDIT_CENTS had been paid by card
+    (a real top-up goes through ``POST /api/v1/funding`` and Stripe's webhook)."""
+    ledger_transfer(
+        debit=platform_account(AccountKind.STRIPE_CLEARING),
+        credit=requester_account(requester.pk, AccountKind.AVAILABLE),
+        amount_cents=DEMO_CREDIT_CENTS,
+        idempotency_key=f"demo-credit:requester:{requester.pk}",
+        kind=EntryKind.ADJUSTMENT,
+        reference="seed_demo",
+    )
+
+
 def _batch(requester_user: User) -> tuple[Batch, str]:
     """The demo batch, created, filled and published on the first run; reopened if paused."""
     requester = requester_user.requester
@@ -235,6 +251,7 @@ def _batch(requester_user: User) -> tuple[Batch, str]:
             input_schema=INPUT_SCHEMA,
             answer_schema=ANSWER_SCHEMA,
         )
+    _demo_credit(requester)
     batch = project.batches.filter(name=BATCH_NAME).order_by("id").first()
     if batch is None:
         batch = batch_create(project=project, name=BATCH_NAME, **BATCH_FIELDS)
