@@ -104,9 +104,12 @@ def seed(args: argparse.Namespace) -> tuple[int, list[str]]:
     from crowd.models import Worker
     from marketplace.enums import Role
     from marketplace.models import Task, User
+    from marketplace.services import budget
     from marketplace.services.accounts import token_create, user_create
     from marketplace.services.batches import batch_create, batch_publish
     from marketplace.services.projects import project_create
+    from payments.enums import AccountKind, EntryKind
+    from payments.services.ledger import ledger_transfer, platform_account, requester_account
 
     t0 = time.perf_counter()
     call_command("migrate", verbosity=0, interactive=False)
@@ -150,6 +153,14 @@ def seed(args: argparse.Namespace) -> tuple[int, list[str]]:
             tasks.append(Task(batch=batch, input={"text": f"item {regular}"}, overlap=batch.overlap))
             regular += 1
     Task.objects.bulk_create(tasks, batch_size=5000)
+    # Publishing reserves the batch's money: credit it first, as a card payment would.
+    ledger_transfer(
+        debit=platform_account(AccountKind.STRIPE_CLEARING),
+        credit=requester_account(owner.requester.pk, AccountKind.AVAILABLE),
+        amount_cents=budget.batch_required_cents(batch),
+        idempotency_key=f"bench-credit:batch:{batch.pk}",
+        kind=EntryKind.ADJUSTMENT,
+    )
     batch = batch_publish(batch=batch)
     users = User.objects.bulk_create(
         [User(email=f"worker{i}@bench.invalid", password="!bench") for i in range(args.workers)]
