@@ -23,6 +23,7 @@ import re
 import secrets
 import threading
 import time
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -125,6 +126,9 @@ class StripeFake:
     objects: dict[str, dict[str, Any]] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
     requests: list[tuple[str, str, str]] = field(default_factory=list)
+    # Served as a demo server: where the customer-facing pages live (checkout, onboarding).
+    # Empty (tests): the URLs look like Stripe's own.
+    public_base: str = ""
 
     def __post_init__(self) -> None:
         self._lock = threading.RLock()
@@ -299,7 +303,9 @@ class StripeFake:
                 "status": "open",
                 "success_url": params.get("success_url"),
                 "cancel_url": params.get("cancel_url"),
-                "url": f"https://checkout.stripe.com/c/pay/{ident}",
+                "url": f"{self.public_base}/pay/{ident}"
+                if self.public_base
+                else f"https://checkout.stripe.com/c/pay/{ident}",
                 "_payment_intent_metadata": (params.get("payment_intent_data") or {}).get("metadata") or {},
             }
         )
@@ -376,7 +382,9 @@ class StripeFake:
             "object": "account_link",
             "created": now,
             "expires_at": now + 300,
-            "url": f"https://connect.stripe.com/setup/e/{account}/{secrets.token_urlsafe(8)}",
+            "url": f"{self.public_base}/onboard/{account}"
+            if self.public_base
+            else f"https://connect.stripe.com/setup/e/{account}/{secrets.token_urlsafe(8)}",
         }
 
     def _transfer_create(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -548,19 +556,71 @@ class StripeFake:
 # --- loopback server ---------------------------------------------------------------------------
 
 
-def make_server(fake: StripeFake, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
+def make_server(
+    fake: StripeFake,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    webhook_url: str = "",
+    webhook_secret: str = "",
+) -> ThreadingHTTPServer:
     """A threaded HTTP server answering with ``fake`` (port 0 picks a free port). Faults that mean
-    "no reply" close the connection without answering, as a real network failure would."""
+    "no reply" close the connection without answering, as a real network failure would.
+
+    With ``webhook_url`` it also plays the customer's side for the demo: ``GET /pay/<session>``
+    pays a Checkout Session and ``GET /onboard/<account>`` finishes Connect onboarding, and the
+    resulting events are POSTed to ``webhook_url`` signed with ``webhook_secret``, as Stripe does.
+    """
+
+    def deliver(events: list[dict[str, Any]]) -> list[int]:
+        from payments import stripe_client
+
+        statuses = []
+        for event in events:
+            payload = json.dumps(event)
+            request = urllib.request.Request(
+                webhook_url,
+                data=payload.encode(),
+                method="POST",
+                headers={
+                    "Content-Type": "application/json",
+                    "Stripe-Signature": stripe_client.webhook_sign(payload, secret=webhook_secret or None),
+                },
+            )
+            with urllib.request.urlopen(request, timeout=30) as response:
+                statuses.append(response.status)
+        return statuses
+
+    def page(path: str) -> tuple[str, int] | None:
+        """The demo's customer pages, or None for an API path."""
+        for prefix, action in (("/pay/", fake.checkout_complete), ("/onboard/", fake.onboarding_complete)):
+            if path.startswith(prefix) and webhook_url:
+                ident = path[len(prefix) :].split("?")[0]
+                try:
+                    events = action(ident)
+                except (KeyError, ValueError) as exc:
+                    return f"Nothing to do for {ident}: {exc}\n", 404
+                events = events if isinstance(events, list) else [events]
+                statuses = deliver(events)
+                return f"Done: {len(events)} event(s) sent to {webhook_url}, answers {statuses}.\n", 200
+        return None
 
     class Handler(BaseHTTPRequestHandler):
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length).decode() if length else None
-            try:
-                text, status, headers = fake.handle(self.command, self.path, dict(self.headers.items()), body)
-            except ConnectionError:
-                self.close_connection = True
-                return
+            shown = page(self.path) if self.command == "GET" else None
+            if shown is not None:
+                text, status = shown
+                headers = {"Content-Type": "text/plain; charset=utf-8"}
+            else:
+                try:
+                    text, status, headers = fake.handle(
+                        self.command, self.path, dict(self.headers.items()), body
+                    )
+                except ConnectionError:
+                    self.close_connection = True
+                    return
             data = text.encode()
             self.send_response(status)
             for name, value in headers.items():
@@ -576,4 +636,6 @@ def make_server(fake: StripeFake, host: str = "127.0.0.1", port: int = 0) -> Thr
 
     server = ThreadingHTTPServer((host, port), Handler)
     server.daemon_threads = True
+    if webhook_url and not fake.public_base:
+        fake.public_base = f"http://{host}:{server.server_address[1]}"
     return server
