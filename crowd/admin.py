@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.utils import timezone
 
+from .enums import Actor
 from .models import (
     Assignment,
     AssignmentEvent,
@@ -113,5 +114,19 @@ class RestrictionAdmin(admin.ModelAdmin):
     ]
     list_filter = ["scope", "created_by"]
     raw_id_fields = ["worker", "batch", "project", "requester", "created_by_user", "rule", "lifted_by"]
-    readonly_fields = ["created_by", "created_by_user", "rule", "lifted_at", "lifted_by"]
+    readonly_fields = ["created_by", "created_by_user", "rule", "created_at", "lifted_at", "lifted_by"]
     actions = [lift]
+
+    def save_model(self, request: HttpRequest, obj: Restriction, form: Any, change: bool) -> None:
+        """A restriction added here is the admin's: stamped with who and when, never typed in.
+
+        No model default for ``created_at``: the services always pass their own ``now``.
+        """
+        if not change:
+            obj.created_at = timezone.now()
+            obj.created_by = Actor.ADMIN
+            obj.created_by_user = request.user
+        super().save_model(request, obj, form, change)
+
+
+from . import admin_appeals  # noqa: E402,F401

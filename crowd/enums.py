@@ -51,6 +51,39 @@ SLOT_HOLDING = (AssignmentStatus.ACTIVE, AssignmentStatus.SUBMITTED, AssignmentS
 ANSWERED = (AssignmentStatus.SUBMITTED, AssignmentStatus.ACCEPTED)
 
 
+class AppealStatus(models.TextChoices):
+    """A worker's appeal against a rejection.
+
+    open      → overturned | upheld  (the batch's requester, until ``requester_deadline``; an
+                                      admin at any time)
+    open      → escalated            (the beat sweep, once ``requester_deadline`` has passed)
+    escalated → overturned | upheld  (an admin, in the Django admin)
+    overturned, upheld → (final)
+    Overturning moves the assignment rejected → accepted, which pays the worker.
+    """
+
+    OPEN = "open"
+    ESCALATED = "escalated"
+    OVERTURNED = "overturned"
+    UPHELD = "upheld"
+
+
+APPEAL_TRANSITIONS: dict[str, frozenset[str]] = {
+    AppealStatus.OPEN: frozenset({AppealStatus.ESCALATED, AppealStatus.OVERTURNED, AppealStatus.UPHELD}),
+    AppealStatus.ESCALATED: frozenset({AppealStatus.OVERTURNED, AppealStatus.UPHELD}),
+    AppealStatus.OVERTURNED: frozenset(),
+    AppealStatus.UPHELD: frozenset(),
+}
+APPEAL_UNDECIDED = (AppealStatus.OPEN, AppealStatus.ESCALATED)
+
+
+class AppealDecider(models.TextChoices):
+    """Who decided an appeal."""
+
+    REQUESTER = "requester"
+    ADMIN = "admin"
+
+
 class Actor(models.TextChoices):
     """Who caused a transition or created a restriction."""
 

@@ -6,7 +6,15 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from .enums import Actor, AssignmentStatus, RestrictionScope, RuleKind
+from .enums import (
+    APPEAL_UNDECIDED,
+    Actor,
+    AppealDecider,
+    AppealStatus,
+    AssignmentStatus,
+    RestrictionScope,
+    RuleKind,
+)
 
 
 class Worker(models.Model):
@@ -252,3 +260,53 @@ class Restriction(models.Model):
 
     def __str__(self) -> str:
         return f"restriction {self.pk} ({self.scope})"
+
+
+class Appeal(models.Model):
+    """A worker's appeal against the rejection of one of their answers (at most one per answer).
+
+    Decided by the batch's requester until ``requester_deadline``, then escalated to admins; see
+    ``AppealStatus`` for the transitions and ``crowd.quality.appeals`` for the services.
+    """
+
+    assignment = models.OneToOneField(Assignment, on_delete=models.CASCADE, related_name="appeal")
+    worker = models.ForeignKey(Worker, on_delete=models.CASCADE, related_name="appeals", db_index=False)
+    message = models.CharField(max_length=2000, help_text="The worker's case; the requester sees it.")
+    status = models.CharField(max_length=10, choices=AppealStatus.choices, default=AppealStatus.OPEN)
+    created_at = models.DateTimeField()
+    requester_deadline = models.DateTimeField(help_text="After this, only admins decide.")
+    escalated_at = models.DateTimeField(null=True, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    decided_by_kind = models.CharField(max_length=10, choices=AppealDecider.choices, blank=True, default="")
+    note = models.TextField(blank=True, default="", help_text="The decision's reason; the worker sees it.")
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["worker", "id"], name="appeal_worker"),
+            # The escalation sweep walks only appeals still waiting for their requester.
+            models.Index(
+                fields=["requester_deadline"],
+                condition=Q(status=AppealStatus.OPEN),
+                name="appeal_open_deadline",
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=~Q(message=""), name="appeal_message_required"),
+            models.CheckConstraint(
+                condition=(
+                    Q(status__in=APPEAL_UNDECIDED, decided_at__isnull=True, decided_by_kind="")
+                    | (
+                        ~Q(status__in=APPEAL_UNDECIDED)
+                        & Q(decided_at__isnull=False, decided_by_kind__in=AppealDecider.values)
+                    )
+                ),
+                name="appeal_decision_complete",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"appeal {self.pk} ({self.status})"

@@ -13,6 +13,7 @@ from marketplace.models import Batch, User
 from .enums import AssignmentStatus
 from .models import Assignment, Worker
 from .quality.restrictions import claim_columns_sql, eligibility_flags, eligible_batches, ensure_eligible
+from .quality.training import training_retry_check
 
 # Workers may act on batches in these states; drafts are invisible to them.
 WORKER_VISIBLE = (BatchStatus.OPEN, BatchStatus.PAUSED, BatchStatus.CLOSED)
@@ -37,13 +38,21 @@ def batch_list_for_worker(*, worker: Worker) -> QuerySet[Batch]:
     return eligible_batches(qs, worker=worker, now=timezone.now())
 
 
-def batch_get_for_worker(*, worker: Worker, batch_id: int) -> Batch:
-    batch = (
+def _visible(*, worker: Worker, batch_id: int) -> QuerySet[Batch]:
+    """The batch if a worker may address it at all: published, and not their own."""
+    return (
         Batch.objects.select_related("project")
         .filter(id=batch_id, status__in=WORKER_VISIBLE)
         .exclude(project__requester__user_id=worker.user_id)
-        .first()
     )
+
+
+def batch_get_for_worker(*, worker: Worker, batch_id: int) -> Batch:
+    """One batch as the list shows it: a batch the worker is restricted from or whose filters
+    they fail is 404, exactly like another tenant's draft, so the detail never shows more than
+    the list. (Claiming such a batch says why, with 403: see ``batch_get_for_claim``.)"""
+    qs = _visible(worker=worker, batch_id=batch_id)
+    batch = eligible_batches(qs, worker=worker, now=timezone.now()).first()
     if batch is None:
         raise NotFound("Batch not found.")
     return batch
@@ -65,6 +74,7 @@ def assignment_get_for_worker(*, worker: Worker, assignment_id: int) -> Assignme
 
 _CLAIM_BATCH_SQL = f"""
 SELECT b.id, b.project_id, b.status, b.lease_seconds, b.gold_rate, b.max_claims_per_request,
+       b.is_training, b.training_skill_id,
        (SELECT count(*) FROM crowd_assignment a
          WHERE a.worker_id = %(worker)s AND a.batch_id = b.id AND a.status = 'active'
            AND a.expires_at > %(now)s),
@@ -86,9 +96,12 @@ def batch_get_for_claim(*, worker: Worker, batch_id: int) -> tuple[Batch, int, b
     """
     now = timezone.now()
     if connection.vendor != "postgresql":
-        batch = batch_get_for_worker(worker=worker, batch_id=batch_id)
+        batch = _visible(worker=worker, batch_id=batch_id).first()
+        if batch is None:
+            raise NotFound("Batch not found.")
         restricted, filters_fail = eligibility_flags(worker=worker, batch_id=batch.pk, now=now)
         ensure_eligible(worker=worker, batch=batch, restricted=restricted, filters_fail=filters_fail, now=now)
+        training_retry_check(worker_id=worker.pk, batch=batch, now=now)
         active = Assignment.objects.filter(
             worker=worker, batch=batch, status=AssignmentStatus.ACTIVE, expires_at__gt=now
         ).count()
@@ -100,9 +113,8 @@ def batch_get_for_claim(*, worker: Worker, batch_id: int) -> tuple[Batch, int, b
         row = cursor.fetchone()
     if row is None:
         raise NotFound("Batch not found.")
-    pk, project_id, status, lease_seconds, gold_rate, max_claims, active, has_overdue, restricted, failing = (
-        row
-    )
+    (pk, project_id, status, lease_seconds, gold_rate, max_claims, is_training, skill_id) = row[:8]
+    active, has_overdue, restricted, failing = row[8:]
     batch = Batch(
         id=pk,
         project_id=project_id,
@@ -110,7 +122,12 @@ def batch_get_for_claim(*, worker: Worker, batch_id: int) -> tuple[Batch, int, b
         lease_seconds=lease_seconds,
         gold_rate=gold_rate,
         max_claims_per_request=max_claims,
+        is_training=is_training,
+        training_skill_id=skill_id,
     )
     if restricted or failing:
         ensure_eligible(worker=worker, batch=batch, restricted=restricted, filters_fail=failing, now=now)
+    if is_training:
+        # A worker who failed this training (or one for the same skill too recently) is told so.
+        training_retry_check(worker_id=worker.pk, batch=batch, now=now)
     return batch, active, has_overdue

@@ -20,3 +20,12 @@ def assignment_auto_accept_sweep() -> int:
     from .quality.review import assignments_auto_accept
 
     return assignments_auto_accept()
+
+
+@shared_task(acks_late=True)
+def appeals_escalate() -> int:
+    """Send appeals their requester left undecided past the deadline to the admins (beat, every
+    APPEAL_ESCALATE_SECONDS). One conditional UPDATE: a re-run escalates nothing twice."""
+    from .quality.appeals import appeals_escalate as escalate
+
+    return escalate()

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
-from .models import ApiToken, Batch, Project, Requester, Task, User
+from .models import ApiToken, Batch, BatchSkillFilter, Project, Requester, Skill, Task, User
 
 
 @admin.register(User)
@@ -36,11 +36,25 @@ class ProjectAdmin(admin.ModelAdmin):
     raw_id_fields = ["requester"]
 
 
+@admin.register(Skill)
+class SkillAdmin(admin.ModelAdmin):
+    list_display = ["id", "name", "requester", "created_at"]
+    search_fields = ["name"]
+    raw_id_fields = ["requester"]
+
+
+class BatchSkillFilterInline(admin.TabularInline):
+    model = BatchSkillFilter
+    extra = 0
+    raw_id_fields = ["skill"]
+
+
 @admin.register(Batch)
 class BatchAdmin(admin.ModelAdmin):
     list_display = ["id", "name", "project", "status", "price_cents", "currency", "overlap", "priority"]
     list_filter = ["status"]
-    raw_id_fields = ["project"]
+    raw_id_fields = ["project", "training_skill"]
+    inlines = [BatchSkillFilterInline]
 
 
 @admin.register(Task)

@@ -1,5 +1,6 @@
 from django.urls import include, path
 
+from crowd.api import appeal_views as appeals
 from crowd.api import quality_views as work_quality
 from crowd.api import views as work
 
@@ -36,6 +37,9 @@ urlpatterns = [
         quality.RestrictionLiftApi.as_view(),
         name="restriction-lift",
     ),
+    path("appeals", appeals.AppealListApi.as_view(), name="appeals"),
+    path("appeals/<int:appeal_id>/overturn", appeals.AppealOverturnApi.as_view(), name="appeal-overturn"),
+    path("appeals/<int:appeal_id>/uphold", appeals.AppealUpholdApi.as_view(), name="appeal-uphold"),
     path("work/me", work_quality.WorkMeApi.as_view(), name="work-me"),
     path("work/batches", work.WorkBatchListApi.as_view(), name="work-batches"),
     path("work/batches/<int:batch_id>", work.WorkBatchDetailApi.as_view(), name="work-batch-detail"),
@@ -49,5 +53,9 @@ urlpatterns = [
     path("work/assignments/<int:assignment_id>/submit", work.WorkSubmitApi.as_view(), name="work-submit"),
     path("work/assignments/<int:assignment_id>/skip", work.WorkSkipApi.as_view(), name="work-skip"),
     path("work/assignments/<int:assignment_id>/release", work.WorkReleaseApi.as_view(), name="work-release"),
+    path(
+        "work/assignments/<int:assignment_id>/appeal", appeals.WorkAppealOpenApi.as_view(), name="work-appeal"
+    ),
+    path("work/appeals", appeals.WorkAppealListApi.as_view(), name="work-appeals"),
     path("", include("payments.api.urls")),
 ]

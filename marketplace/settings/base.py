@@ -223,3 +223,8 @@ CELERY_BEAT_SCHEDULE["refunds-requeue-stuck"] = {
     "task": "payments.tasks.refunds_requeue_stuck",
     "schedule": timedelta(seconds=int(os.environ.get("REFUND_REQUEUE_SECONDS", "300"))),
 }
+CELERY_BEAT_SCHEDULE["appeals-escalate"] = {
+    "task": "crowd.tasks.appeals_escalate",
+    "schedule": timedelta(seconds=int(os.environ.get("APPEAL_ESCALATE_SECONDS", "600"))),
+}
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["AppealStatusEnum"] = "crowd.enums.AppealStatus"
