@@ -36,6 +36,20 @@ class TaskStatus(models.TextChoices):
     COMPLETE = "complete"
 
 
+class AggregationMethod(models.TextChoices):
+    """How a batch turns its answers into one consensus per task (``crowd.aggregation``).
+
+    majority     every answer counts once; confidence = vote share
+    weighted     answers weighted by the worker's gold-based reliability (log-odds); confidence =
+                 weighted vote share
+    dawid_skene  Dawid-Skene EM over the whole batch (gold tasks clamped); confidence = posterior
+    """
+
+    MAJORITY = "majority"
+    WEIGHTED = "weighted"
+    DAWID_SKENE = "dawid_skene"
+
+
 class Role(models.TextChoices):
     REQUESTER = "requester"
     WORKER = "worker"

@@ -9,7 +9,7 @@ from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.db import models
 from django.db.models import F, Q
 
-from .enums import AnswerComparison, BatchStatus, ReviewMode, SkillOp, TaskStatus
+from .enums import AggregationMethod, AnswerComparison, BatchStatus, ReviewMode, SkillOp, TaskStatus
 
 
 class UserManager(BaseUserManager["User"]):
@@ -171,6 +171,24 @@ class Batch(models.Model):
     pause_reason = models.CharField(
         max_length=40, blank=True, default="", help_text="Why the system paused it, e.g. not_enough_balance."
     )
+    # Consensus (issue 4, see marketplace.services.consensus). Dynamic overlap is on when
+    # ``max_overlap`` is set: after ``min_overlap`` answers (default: ``overlap``) a task whose
+    # confidence is below ``target_confidence`` gets one more slot, up to ``max_overlap``; one that
+    # reaches the target stops taking answers.
+    aggregation_method = models.CharField(
+        max_length=12, choices=AggregationMethod.choices, default=AggregationMethod.DAWID_SKENE
+    )
+    min_overlap = models.PositiveSmallIntegerField(null=True, blank=True)
+    max_overlap = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Set to turn dynamic overlap on; the reserve covers it."
+    )
+    target_confidence = models.FloatField(null=True, blank=True)
+    # The last full re-fit: its version (0 = never), when its input was read, a fingerprint of that
+    # input (an unchanged input is not re-fitted), and the class labels it saw (canonical JSON).
+    consensus_version = models.PositiveIntegerField(default=0, editable=False)
+    consensus_read_at = models.DateTimeField(null=True, blank=True, editable=False)
+    consensus_fingerprint = models.CharField(max_length=64, blank=True, default="", editable=False)
+    consensus_labels = models.JSONField(default=list, blank=True, editable=False)
 
     class Meta:
         ordering = ["-id"]
@@ -196,10 +214,30 @@ class Batch(models.Model):
                 condition=Q(training_pass_mark__gte=0) & Q(training_pass_mark__lte=1),
                 name="batch_pass_mark_range",
             ),
+            models.CheckConstraint(
+                condition=Q(
+                    max_overlap__isnull=True, min_overlap__isnull=True, target_confidence__isnull=True
+                )
+                | (
+                    Q(max_overlap__isnull=False, target_confidence__isnull=False)
+                    & Q(overlap__lte=F("max_overlap"), max_overlap__lte=100)
+                    & (Q(min_overlap__isnull=True) | Q(min_overlap__gte=1, min_overlap__lte=F("overlap")))
+                    & Q(target_confidence__gte=0.5, target_confidence__lte=1)
+                ),
+                name="batch_dynamic_overlap",
+            ),
         ]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def is_dynamic_overlap(self) -> bool:
+        return self.max_overlap is not None
+
+    @property
+    def effective_min_overlap(self) -> int:
+        return self.min_overlap or self.overlap
 
 
 class BatchSkillFilter(models.Model):
@@ -273,7 +311,65 @@ class Task(models.Model):
                 name="task_claimable",
             ),
             models.Index(fields=["batch", "id"], condition=Q(is_gold=True), name="task_gold"),
+            # "Is any regular task of the batch still open?" when a task completes (consensus).
+            models.Index(
+                fields=["batch"], condition=Q(is_gold=False, status=TaskStatus.OPEN), name="task_open_regular"
+            ),
         ]
 
     def __str__(self) -> str:
         return f"task {self.pk}"
+
+
+class TaskConsensus(models.Model):
+    """The current consensus of one regular task: a separate row, not fields on ``Task``, so the
+    claim/submit hot path never rewrites it and a re-fit can upsert a whole batch at once.
+
+    ``model_version`` is the batch re-fit (``Batch.consensus_version``) that wrote the row; 0 means
+    it was computed instantly when the task reached its overlap, from current worker reliability.
+    ``answer`` is the consensus answer as the workers gave it (JSON); ``confidence`` its posterior
+    (Dawid-Skene) or weighted vote share (majority, weighted).
+    """
+
+    task = models.OneToOneField(Task, on_delete=models.CASCADE, primary_key=True, related_name="consensus")
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="+", db_index=False)
+    answer = models.JSONField(null=True)
+    confidence = models.FloatField()
+    answers_count = models.PositiveIntegerField()
+    method = models.CharField(max_length=12, choices=AggregationMethod.choices)
+    model_version = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["batch", "task"], name="consensus_batch_task")]
+
+    def __str__(self) -> str:
+        return f"consensus of task {self.task_id}"
+
+
+class BatchSnapshot(models.Model):
+    """Frozen results of a batch: a JSON Lines file under ``MEDIA_ROOT/snapshots/`` written once
+    (then made read-only) with its SHA-256. Insert-only: a snapshot never changes."""
+
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="snapshots")
+    created_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, related_name="+")
+    path = models.CharField(max_length=300, help_text="Relative to MEDIA_ROOT.")
+    sha256 = models.CharField(max_length=64)
+    size_bytes = models.PositiveBigIntegerField()
+    tasks_count = models.PositiveIntegerField()
+    answers_count = models.PositiveIntegerField()
+    method = models.CharField(max_length=12, choices=AggregationMethod.choices)
+    model_version = models.PositiveIntegerField()
+    parameters = models.JSONField(default=dict)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"snapshot {self.pk} of batch {self.batch_id}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if self.pk is not None:
+            raise ValueError("Snapshots are insert-only.")
+        super().save(*args, **kwargs)  # type: ignore[arg-type]

@@ -13,7 +13,7 @@ from marketplace.enums import BatchStatus, ReviewMode, TaskStatus
 from marketplace.errors import Conflict, NotFound, ValidationFailed
 from marketplace.models import Task
 from marketplace.schemas import UNSTORABLE, answer_validator, storable
-from marketplace.services import budget
+from marketplace.services import budget, consensus
 from payments.errors import InsufficientFunds
 
 from ..enums import Actor, AssignmentStatus
@@ -99,7 +99,8 @@ def _answer_errors(answer: Any, *, project_id: int, version: Any) -> None:
 _SUBMIT_READ_SQL = """
 SELECT a.status, a.expires_at, a.batch_id, b.status, b.project_id, p.updated_at,
        t.gold_answer IS NOT NULL, b.review_mode,
-       EXISTS (SELECT 1 FROM crowd_qualityrule q WHERE q.batch_id = b.id AND q.is_active)
+       EXISTS (SELECT 1 FROM crowd_qualityrule q WHERE q.batch_id = b.id AND q.is_active),
+       CASE WHEN b.max_overlap IS NULL THEN NULL ELSE COALESCE(b.min_overlap, b.overlap) END
 FROM crowd_assignment a
 JOIN marketplace_batch b ON b.id = a.batch_id
 JOIN marketplace_project p ON p.id = b.project_id
@@ -122,8 +123,10 @@ bump AS (
     SET answers_count = t.answers_count + 1,
         status = CASE WHEN t.answers_count + 1 >= t.overlap THEN 'complete' ELSE t.status END
     FROM upd WHERE t.id = upd.task_id AND NOT upd.is_gold
+    RETURNING t.id, t.answers_count, t.overlap
 )
-SELECT count(*) FROM upd
+SELECT (SELECT count(*) FROM upd), bump.id, bump.answers_count, bump.overlap
+FROM (SELECT 1) one LEFT JOIN bump ON true
 """
 
 
@@ -137,7 +140,8 @@ def _submit_fast(
         row = cursor.fetchone()
         if row is None:
             raise NotFound("Assignment not found.")
-        status, expires_at, batch_id, batch_status, project_id, version, scored, review_mode, has_rules = row
+        status, expires_at, batch_id, batch_status, project_id, version, scored, review_mode = row[:8]
+        has_rules, min_overlap = row[8], row[9]
         if (
             status != AssignmentStatus.ACTIVE
             or expires_at <= now
@@ -156,7 +160,8 @@ def _submit_fast(
                 "user": worker.user_id,
             },
         )
-        if cursor.fetchone()[0] != 1:
+        written, task_id, answers, overlap = cursor.fetchone()
+        if written != 1:
             return None
     done = Assignment(
         id=assignment_id,
@@ -168,6 +173,11 @@ def _submit_fast(
         submit_key=idempotency_key,
     )
     _after_submit(done, review_mode=review_mode, has_rules=has_rules)
+    # Only a submit that brought the task to its overlap (or its dynamic minimum) pays for this.
+    if task_id is not None and consensus.should_update(
+        answers=answers, overlap=overlap, min_overlap=min_overlap
+    ):
+        consensus.after_submit(task_id=task_id)
     return done
 
 
@@ -217,6 +227,7 @@ def _submit_locked(
 ) -> Assignment:
     """The portable path: lock the assignment row, decide, write. Also the fast path's referee."""
     conflict: Conflict | None = None
+    update_consensus = False
     with transaction.atomic():
         assignment = _lock_for_worker(worker=worker, assignment_id=assignment_id)
         if (
@@ -265,6 +276,16 @@ def _submit_locked(
                         default=F("status"),
                     ),
                 )
+                # Read back under the row lock the UPDATE took: exact even with parallel submits.
+                answers, overlap = Task.objects.values_list("answers_count", "overlap").get(
+                    id=assignment.task_id
+                )
+                batch_ = assignment.batch
+                update_consensus = consensus.should_update(
+                    answers=answers,
+                    overlap=overlap,
+                    min_overlap=batch_.effective_min_overlap if batch_.is_dynamic_overlap else None,
+                )
             if assignment.gold_correct is not None:
                 _after_score(assignment, worker=worker, now=now)
     # Raised after commit so an on-the-spot expiry is kept.
@@ -272,6 +293,8 @@ def _submit_locked(
         raise conflict
     batch = assignment.batch
     _after_submit(assignment, review_mode=batch.review_mode, has_rules=assignment.has_rules)
+    if update_consensus:
+        consensus.after_submit(task_id=assignment.task_id)
     return assignment
 
 

@@ -10,7 +10,7 @@ from crowd.enums import AssignmentStatus
 from crowd.models import Assignment
 from crowd.quality.scoring import comparison_errors
 
-from ..enums import ReviewMode, Role, SkillOp
+from ..enums import AggregationMethod, ReviewMode, Role, SkillOp
 from ..models import ApiToken, Batch, Project, Skill, Task
 
 SUPPORTED_CURRENCIES = ["USD"]
@@ -85,6 +85,35 @@ class SkillFilterSerializer(serializers.Serializer):
         return attrs
 
 
+DYNAMIC_FIELDS = ("overlap", "min_overlap", "max_overlap", "target_confidence")
+
+
+def _current(instance: Any, fields: tuple[str, ...]) -> dict[str, Any]:
+    if instance is None or isinstance(instance, list | tuple):
+        return {}
+    return {f: getattr(instance, f) for f in fields}
+
+
+def _dynamic_overlap_errors(values: dict[str, Any]) -> dict[str, list[str]]:
+    """Dynamic overlap needs ``min_overlap <= overlap <= max_overlap`` and a target; without
+    ``max_overlap`` neither ``min_overlap`` nor ``target_confidence`` means anything."""
+    overlap = values.get("overlap") or 3
+    low, high, target = values.get("min_overlap"), values.get("max_overlap"), values.get("target_confidence")
+    errors: dict[str, list[str]] = {}
+    if high is None:
+        for name, value in (("min_overlap", low), ("target_confidence", target)):
+            if value is not None:
+                errors[name] = ["Only with max_overlap (dynamic overlap)."]
+        return errors
+    if high < overlap:
+        errors["max_overlap"] = [f"Must be at least overlap ({overlap})."]
+    if low is not None and low > overlap:
+        errors["min_overlap"] = [f"Must be at most overlap ({overlap})."]
+    if target is None:
+        errors["target_confidence"] = ["Required with max_overlap."]
+    return errors
+
+
 class BatchSerializer(serializers.ModelSerializer):
     project = serializers.PrimaryKeyRelatedField(queryset=Project.objects.none())
     currency = serializers.ChoiceField(choices=SUPPORTED_CURRENCIES, default="USD")
@@ -103,6 +132,30 @@ class BatchSerializer(serializers.ModelSerializer):
     training_retry_hours = serializers.IntegerField(min_value=0, max_value=24 * 365, default=24)
     filters = SkillFilterSerializer(
         many=True, required=False, source="filter_rows", help_text="Required skills; all must hold."
+    )
+    aggregation_method = serializers.ChoiceField(
+        choices=AggregationMethod.choices, default=AggregationMethod.DAWID_SKENE
+    )
+    min_overlap = serializers.IntegerField(
+        min_value=1,
+        max_value=100,
+        required=False,
+        allow_null=True,
+        help_text="Dynamic overlap: answers before a task may stop (default: overlap).",
+    )
+    max_overlap = serializers.IntegerField(
+        min_value=1,
+        max_value=100,
+        required=False,
+        allow_null=True,
+        help_text="Set to turn dynamic overlap on: a task below target_confidence grows up to this.",
+    )
+    target_confidence = serializers.FloatField(
+        min_value=0.5,
+        max_value=1.0,
+        required=False,
+        allow_null=True,
+        help_text="Dynamic overlap: a task whose consensus confidence reaches this stops taking answers.",
     )
 
     class Meta:
@@ -127,6 +180,10 @@ class BatchSerializer(serializers.ModelSerializer):
             "training_skill",
             "training_pass_mark",
             "training_retry_hours",
+            "aggregation_method",
+            "min_overlap",
+            "max_overlap",
+            "target_confidence",
             "created_at",
             "updated_at",
             "published_at",
@@ -157,6 +214,9 @@ class BatchSerializer(serializers.ModelSerializer):
         skill = attrs.get("training_skill", getattr(self.instance, "training_skill", None))
         if training and skill is None:
             raise serializers.ValidationError({"training_skill": ["A training batch grants a skill."]})
+        errors = _dynamic_overlap_errors({**_current(self.instance, DYNAMIC_FIELDS), **attrs})
+        if errors:
+            raise serializers.ValidationError(errors)
         return attrs
 
     def to_representation(self, instance: Any) -> dict[str, Any]:

@@ -59,3 +59,21 @@ urlpatterns = [
     path("work/appeals", appeals.WorkAppealListApi.as_view(), name="work-appeals"),
     path("", include("payments.api.urls")),
 ]
+
+# Results, snapshots and agreement of a batch (issue 4: consensus engine).
+from . import results_views as results  # noqa: E402
+
+urlpatterns += [
+    path("batches/<int:batch_id>/results", results.BatchResultsApi.as_view(), name="batch-results"),
+    path(
+        "batches/<int:batch_id>/snapshots",
+        results.BatchSnapshotListCreateApi.as_view(),
+        name="batch-snapshots",
+    ),
+    path(
+        "batches/<int:batch_id>/snapshots/<int:snapshot_id>/download",
+        results.BatchSnapshotDownloadApi.as_view(),
+        name="batch-snapshot-download",
+    ),
+    path("batches/<int:batch_id>/agreement", results.BatchAgreementApi.as_view(), name="batch-agreement"),
+]

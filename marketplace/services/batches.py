@@ -13,10 +13,10 @@ from crowd.services.leases import leases_release_for_batch
 from ..enums import BATCH_TRANSITIONS, BatchStatus
 from ..errors import Conflict
 from ..models import Batch, BatchSkillFilter, Project, Task
-from . import budget
+from . import budget, consensus
 
 # Fields that set what a worker is paid or how many answers are bought: only a draft may change them.
-DRAFT_ONLY_FIELDS = frozenset({"price_cents", "currency", "overlap"})
+DRAFT_ONLY_FIELDS = frozenset({"price_cents", "currency", "overlap", "min_overlap", "max_overlap"})
 
 
 def _filters_write(batch: Batch, rows: list[dict[str, Any]]) -> None:
@@ -105,6 +105,9 @@ def batch_close(*, batch: Batch) -> Batch:
         batch.save(update_fields=["status", "closed_at", "updated_at"])
         leases_release_for_batch(batch_id=batch.pk, now=batch.closed_at)
         budget.batch_release_unspent(batch=batch)
+        # The periodic re-fit only watches open and paused batches: fit the final answers once.
+        batch_id = batch.pk
+        transaction.on_commit(lambda: consensus.refit_later(batch_id=batch_id))
     return batch
 
 

@@ -20,11 +20,12 @@ ledger postings, whose idempotency keys are derived from the batch and assignmen
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import F, Sum, Value
+from django.db.models.functions import Greatest
 
 from crowd.models import Worker
 from payments.errors import InsufficientFunds
@@ -46,8 +47,12 @@ def answer_cost(batch: Batch) -> tuple[int, int]:
 
 
 def batch_required_cents(batch: Batch) -> int:
-    """What the batch's regular answers cost in all: ``(price + fee) * sum(overlap)``."""
-    answers = Task.objects.filter(batch=batch, is_gold=False).aggregate(n=Sum("overlap"))["n"] or 0
+    """What the batch's regular answers cost in all: ``(price + fee) * sum(overlap)``; with dynamic
+    overlap every task may grow to ``max_overlap``, so that is what is counted (issue 4)."""
+    per_task: Any = F("overlap")
+    if batch.max_overlap is not None:
+        per_task = Greatest(F("overlap"), Value(batch.max_overlap))
+    answers = Task.objects.filter(batch=batch, is_gold=False).aggregate(n=Sum(per_task))["n"] or 0
     price, fee = answer_cost(batch)
     return answers * (price + fee)
 

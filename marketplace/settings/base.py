@@ -228,3 +228,10 @@ CELERY_BEAT_SCHEDULE["appeals-escalate"] = {
     "schedule": timedelta(seconds=int(os.environ.get("APPEAL_ESCALATE_SECONDS", "600"))),
 }
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["AppealStatusEnum"] = "crowd.enums.AppealStatus"
+CELERY_BEAT_SCHEDULE["consensus-refit-sweep"] = {
+    "task": "marketplace.tasks.consensus_refit_sweep",
+    "schedule": timedelta(seconds=int(os.environ.get("CONSENSUS_REFIT_SECONDS", "900"))),
+}
+# Snapshots of batch results are written under MEDIA_ROOT/snapshots/ (issue 4).
+MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", str(BASE_DIR / "var" / "media")))
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["AggregationMethodEnum"] = "marketplace.enums.AggregationMethod"

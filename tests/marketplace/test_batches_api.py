@@ -66,6 +66,11 @@ def _body(batch: Batch) -> dict:
         "training_skill": batch.training_skill_id,
         "training_pass_mark": batch.training_pass_mark,
         "training_retry_hours": batch.training_retry_hours,
+        # Consensus and dynamic overlap (issue 4).
+        "aggregation_method": batch.aggregation_method,
+        "min_overlap": batch.min_overlap,
+        "max_overlap": batch.max_overlap,
+        "target_confidence": batch.target_confidence,
         "created_at": iso(batch.created_at),
         "updated_at": iso(batch.updated_at),
         "published_at": iso(batch.published_at),
@@ -110,6 +115,11 @@ def test_create_batch_with_defaults(project, requester_client):
         "training_skill": None,
         "training_pass_mark": 0.8,
         "training_retry_hours": 24,
+        # Consensus defaults (issue 4): Dawid-Skene, fixed overlap.
+        "aggregation_method": "dawid_skene",
+        "min_overlap": None,
+        "max_overlap": None,
+        "target_confidence": None,
         "created_at": iso(batch.created_at),
         "updated_at": iso(batch.updated_at),
         "published_at": None,

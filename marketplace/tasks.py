@@ -1,0 +1,24 @@
+"""Celery tasks of the requester side. Each takes ids and is idempotent: the service makes a re-run
+harmless."""
+
+from celery import shared_task
+
+
+@shared_task(acks_late=True)
+def batch_refit_task(batch_id: int) -> int:
+    """Re-fit one batch's consensus (full EM); a re-run with the same answers writes nothing."""
+    from .services.consensus import batch_refit
+
+    return batch_refit(batch_id=batch_id)
+
+
+@shared_task(acks_late=True)
+def consensus_refit_sweep() -> int:
+    """Enqueue a re-fit of every open or paused batch with answers since its last fit (beat, every
+    CONSENSUS_REFIT_SECONDS). Returns how many were enqueued."""
+    from .services.consensus import batches_due_for_refit
+
+    due = batches_due_for_refit()
+    for batch_id in due:
+        batch_refit_task.delay(batch_id)
+    return len(due)
