@@ -203,6 +203,9 @@ def start_gunicorn(
         "LOG_LEVEL": "WARNING",
         "DEBUG": "0",
     }
+    env.pop("REDIS_URL", None)
+    if args.redis_url:
+        env["REDIS_URL"] = args.redis_url  # background work (consensus) goes to the Celery worker
     cmd = [
         str(Path(sys.executable).with_name("gunicorn")),
         "marketplace.wsgi:application",
@@ -240,6 +243,38 @@ def start_gunicorn(
         time.sleep(0.2)
     proc.terminate()
     raise SystemExit(f"gunicorn did not answer /healthz within 60 s; see {log_path}")
+
+
+def start_celery(args: argparse.Namespace, database_url: str, log_path: Path) -> subprocess.Popen:
+    """One Celery worker on the Redis broker, as production runs one beside the web processes
+    (here on the same two cores, so its CPU counts against the site's)."""
+    import redis
+
+    redis.Redis.from_url(args.redis_url).flushdb()  # no queued work left over from an earlier run
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": args.redis_url,
+        "DJANGO_SETTINGS_MODULE": "marketplace.settings.production",
+        "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-secret-key-not-for-production"),
+        "LOG_LEVEL": "WARNING",
+    }
+    cmd = [
+        str(Path(sys.executable).with_name("celery")),
+        "-A",
+        "marketplace",
+        "worker",
+        "--concurrency",
+        str(args.celery_workers),
+        "--loglevel",
+        "WARNING",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+    log = open(log_path, "wb")  # noqa: SIM115 - kept open for the child's lifetime
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    print(f"celery up: {' '.join(cmd[1:])}  (log {log_path})", flush=True)
+    return proc
 
 
 def stop(proc: subprocess.Popen | None) -> None:
@@ -322,18 +357,23 @@ class CpuMeter:
     backends, PostgreSQL's background writers, and whatever else ran on the machine meanwhile
     ("other": e.g. someone's test suite, which would make the figures unrepresentative)."""
 
-    def __init__(self, gunicorn_pid: int | None, database_url: str | None) -> None:
+    def __init__(
+        self, gunicorn_pid: int | None, database_url: str | None, celery_pid: int | None = None
+    ) -> None:
         self.gunicorn_pid = gunicorn_pid
+        self.celery_pid = celery_pid
         self.dbname = _pg_url(database_url).rpartition("/")[2].split("?")[0] if database_url else None
 
     def snapshot(self) -> dict[str, Any]:
         gpids = _children(self.gunicorn_pid) if self.gunicorn_pid else []
+        cpids = [self.celery_pid, *_children(self.celery_pid)] if self.celery_pid else []
         ours, aux = _pg_processes(self.dbname)
         busy, total = _machine_busy()
         return {
             "t": time.monotonic(),
             "client": time.process_time(),
             "gunicorn": {p: _proc_cpu(p) for p in gpids},
+            "celery": {p: _proc_cpu(p) for p in cpids},
             "postgres": {p: _proc_cpu(p) for p in ours},
             "pg_aux": {p: _proc_cpu(p) for p in aux},
             "busy": busy,
@@ -352,6 +392,7 @@ class CpuMeter:
             # In cores (1.0 = one core fully busy) over the measured window.
             "client_cores": (b["client"] - a["client"]) / wall,
             "gunicorn_cores": d("gunicorn") / wall,
+            "celery_cores": d("celery") / wall,
             "postgres_cores": d("postgres") / wall,
             "pg_aux_cores": d("pg_aux") / wall,
         }
@@ -582,6 +623,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--worker-class", default="gthread", choices=["gthread", "sync"])
     p.add_argument("--gunicorn-arg", action="append", default=[], help="extra gunicorn argument (repeatable)")
     p.add_argument("--conn-max-age", type=int, default=600)
+    p.add_argument(
+        "--redis-url",
+        default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/3"),
+        help="broker for a Celery worker started beside gunicorn ('' = none: background work runs eagerly)",
+    )
+    p.add_argument("--celery-workers", type=int, default=1, help="Celery worker concurrency")
     p.add_argument("--request-timeout", type=float, default=30.0)
     p.add_argument(
         "--wait-quiet",
@@ -608,6 +655,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     server: subprocess.Popen | None = None
+    celery: subprocess.Popen | None = None
     database_url = args.database_url or (None if args.url else DEFAULT_DB)
     try:
         if args.url:
@@ -627,10 +675,12 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             log_path = Path(tempfile.gettempdir()) / f"bench-gunicorn-{os.getpid()}.log"
             server, url = start_gunicorn(args, database_url, log_path)
+            if args.redis_url:
+                celery = start_celery(args, database_url, log_path.with_name(log_path.stem + "-celery.log"))
 
         if args.wait_quiet > 0:
             wait_quiet(args.wait_quiet)
-        meter = CpuMeter(server.pid if server else None, database_url)
+        meter = CpuMeter(server.pid if server else None, database_url, celery.pid if celery else None)
         cpu: dict[str, Any] = {}
 
         async def drive() -> tuple[Stats, float]:
@@ -655,6 +705,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if not args.keep_server:
             stop(server)
+            stop(celery)
         elif server is not None:
             print(f"server left running at {url} (pid {server.pid})")
 
@@ -662,6 +713,8 @@ def main(argv: list[str] | None = None) -> int:
     server_label = "external" if args.url else f"{args.worker_class} w={args.gunicorn_workers}"
     if not args.url and args.worker_class == "gthread":
         server_label += f" t={args.gunicorn_threads}"
+    if not args.url:
+        server_label += f" + celery c={args.celery_workers}" if args.redis_url else " (eager tasks)"
     summary: dict[str, Any] = {
         "workers": args.workers,
         "tasks": args.tasks,

@@ -22,3 +22,13 @@ def consensus_refit_sweep() -> int:
     for batch_id in due:
         batch_refit_task.delay(batch_id)
     return len(due)
+
+
+@shared_task(acks_late=True)
+def task_consensus_task(task_id: int) -> None:
+    """One task's consensus (and its dynamic-overlap decision) right after the submit that
+    completed it; off the web request when a broker is configured. Safe to repeat: it recomputes
+    from the answers stored now."""
+    from .services.consensus import task_consensus_update_logged
+
+    task_consensus_update_logged(task_id=task_id)

@@ -234,8 +234,19 @@ def should_update(*, answers: int, overlap: int, min_overlap: int | None) -> boo
 
 
 def after_submit(*, task_id: int) -> None:
-    """The submit path's hook, after its commit. A failure here must not fail the worker's
-    (already recorded) submit: the consensus is logged and left to the periodic re-fit."""
+    """The submit path's hook, after its commit: hand the task's consensus to Celery (a worker
+    process when ``REDIS_URL`` is set; in-process, eagerly, otherwise). A failure here must not fail
+    the worker's (already recorded) submit: it is logged and left to the periodic re-fit."""
+    from ..tasks import task_consensus_task
+
+    try:
+        task_consensus_task.delay(task_id)
+    except Exception:
+        logger.exception("could not enqueue the consensus of task %s", task_id)
+
+
+def task_consensus_update_logged(*, task_id: int) -> None:
+    """``task_consensus_update``, logging instead of raising (the Celery task's body)."""
     try:
         task_consensus_update(task_id=task_id)
     except Exception:
