@@ -128,7 +128,8 @@ def accuracy_to_weights(accuracy: ArrayLike, n_classes: int, *, floor: float = 1
 
     A worker no better than chance (p <= 1/K) gets weight 0 rather than a negative weight, because
     with more than two classes a wrong answer does not say which other class is right. ``p`` is kept
-    within ``[floor, 1-floor]`` so a perfect record gives a large but finite weight.
+    within ``[floor, 1-floor]`` so a perfect record gives a large but finite weight. A worker with no
+    record yet (NaN) must be given a value first, e.g. the pool's mean accuracy.
     """
     p = np.clip(np.asarray(accuracy, dtype=np.float64), floor, 1.0 - floor)
     return np.maximum(np.log((n_classes - 1) * p / (1.0 - p)), 0.0)
