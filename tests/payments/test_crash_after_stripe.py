@@ -1,0 +1,96 @@
+"""A crash between the Stripe call and the database commit: Stripe did the work, we never recorded
+it. The retry (same idempotency key, derived from our row) must find Stripe's first result, and no
+money may be created, lost or paid twice."""
+
+from __future__ import annotations
+
+import pytest
+
+from payments import stripe_client
+from payments.enums import AccountKind, FundingStatus, OwnerKind, PayoutStatus
+from payments.models import FundingIntent, LedgerTransaction, Payout, PayoutAccount
+from payments.services.ledger import ledger_reconcile
+from payments.services.payouts import payout_execute
+from tests.payments.factories import balance, fund_worker, platform_balance, post_event
+
+pytestmark = pytest.mark.django_db
+
+
+class Crash(Exception):
+    """The process dies: nothing after the Stripe call runs."""
+
+
+def _crash_after(monkeypatch, name: str) -> list[dict]:
+    """Make ``stripe_client.<name>`` reach Stripe, then crash before returning; once."""
+    real = getattr(stripe_client, name)
+    answered: list[dict] = []
+
+    def call_then_crash(*args, **kwargs):
+        answered.append(real(*args, **kwargs))
+        monkeypatch.setattr(stripe_client, name, real)  # the next process runs normally
+        raise Crash
+
+    monkeypatch.setattr(stripe_client, name, call_then_crash)
+    return answered
+
+
+def test_funding_crash_after_the_session_is_created_resumes_the_same_session(
+    requester, requester_client, stripe_fake, anon, monkeypatch, django_capture_on_commit_callbacks
+):
+    # given Stripe created the session but we crashed before saving it
+    answered = _crash_after(monkeypatch, "checkout_session_create")
+    with pytest.raises(Crash):
+        requester_client.post(
+            "/api/v1/funding", {"amount_cents": 2500}, format="json", HTTP_IDEMPOTENCY_KEY="k"
+        )
+    intent = FundingIntent.objects.get()
+    assert (intent.status, intent.stripe_session_id) == (FundingStatus.CREATED, "")
+
+    # when the app retries, and the customer pays
+    retried = requester_client.post(
+        "/api/v1/funding", {"amount_cents": 2500}, format="json", HTTP_IDEMPOTENCY_KEY="k"
+    )
+    events = stripe_fake.checkout_complete(answered[0]["id"])
+    with django_capture_on_commit_callbacks(execute=True):
+        for event in events:
+            post_event(anon, event)
+
+    # then the retry got Stripe's first session, and the money arrived once
+    assert retried.status_code == 201
+    assert retried.json()["checkout_url"] == answered[0]["url"]
+    assert [o["id"] for o in stripe_fake.objects.values() if o["object"] == "checkout.session"] == [
+        answered[0]["id"]
+    ]
+    assert balance(OwnerKind.REQUESTER, requester.pk, AccountKind.AVAILABLE) == 2500
+    assert LedgerTransaction.objects.filter(kind="funding").count() == 1
+    assert ledger_reconcile() == []
+
+
+def test_payout_crash_after_the_transfer_pays_once_on_retry(worker, worker_client, stripe_fake, monkeypatch):
+    # given a ready worker with 2000 cents and a payout of 1500 whose transfer went out before a crash
+    acct = worker_client.post("/api/v1/work/payout-account").json()["stripe_account_id"]
+    stripe_fake.onboarding_complete(acct)
+    PayoutAccount.objects.filter(worker=worker).update(is_ready=True)
+    fund_worker(worker.pk, 2000)
+    stripe_fake.balance["usd"] = 5000
+    monkeypatch.setattr("payments.tasks.payout_execute.delay", lambda *a, **k: None)  # run it by hand
+    assert (
+        worker_client.post("/api/v1/work/payouts", {"amount_cents": 1500}, format="json").status_code == 202
+    )
+    payout = Payout.objects.get()
+    answered = _crash_after(monkeypatch, "transfer_create")
+    with pytest.raises(Crash):
+        payout_execute(payout_id=payout.pk)
+    payout.refresh_from_db()
+    assert payout.status == PayoutStatus.PROCESSING  # we do not know the outcome yet
+
+    # when the task is retried (or the requeue beat picks it up)
+    done = payout_execute(payout_id=payout.pk)
+
+    # then one transfer, recorded as paid, and the money moved once
+    transfers = [o for o in stripe_fake.objects.values() if o["object"] == "transfer"]
+    assert [t["id"] for t in transfers] == [answered[0]["id"]]
+    assert (done.status, done.stripe_transfer_id) == (PayoutStatus.PAID, answered[0]["id"])
+    assert balance(OwnerKind.WORKER, worker.pk, AccountKind.AVAILABLE) == 500
+    assert platform_balance(AccountKind.PAYOUTS_IN_TRANSIT) == 0
+    assert ledger_reconcile() == []
