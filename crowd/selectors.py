@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -88,6 +90,13 @@ WHERE b.id = %(batch)s AND b.status IN ('open', 'paused', 'closed') AND r.user_i
 """
 
 
+def active_lease_count(*, worker: Worker, batch_id: int, now: datetime) -> int:
+    """The worker's unexpired leases in one batch (capped by ``max_claims_per_request``)."""
+    return Assignment.objects.filter(
+        worker=worker, batch_id=batch_id, status=AssignmentStatus.ACTIVE, expires_at__gt=now
+    ).count()
+
+
 def batch_get_for_claim(*, worker: Worker, batch_id: int) -> tuple[Batch, int, bool]:
     """The batch a worker claims from, how many active leases they hold in it, and whether the
     batch has overdue leases to expire first (hot path). A restriction or an unmet filter is 403.
@@ -102,10 +111,7 @@ def batch_get_for_claim(*, worker: Worker, batch_id: int) -> tuple[Batch, int, b
         restricted, filters_fail = eligibility_flags(worker=worker, batch_id=batch.pk, now=now)
         ensure_eligible(worker=worker, batch=batch, restricted=restricted, filters_fail=filters_fail, now=now)
         training_retry_check(worker_id=worker.pk, batch=batch, now=now)
-        active = Assignment.objects.filter(
-            worker=worker, batch=batch, status=AssignmentStatus.ACTIVE, expires_at__gt=now
-        ).count()
-        return batch, active, True
+        return batch, active_lease_count(worker=worker, batch_id=batch.pk, now=now), True
     with connection.cursor() as cursor:
         cursor.execute(
             _CLAIM_BATCH_SQL, {"worker": worker.pk, "batch": batch_id, "user": worker.user_id, "now": now}

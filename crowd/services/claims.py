@@ -17,7 +17,7 @@ from marketplace.enums import BatchStatus
 from marketplace.errors import Conflict
 from marketplace.models import Batch, Task
 
-from ..enums import AssignmentStatus
+from .. import selectors
 from ..models import Assignment, Worker
 from . import claim_sql
 from .leases import leases_expire
@@ -33,12 +33,6 @@ class Lease:
     batch_id: int
     input_json: str
     expires_at: datetime
-
-
-def active_lease_count(*, worker: Worker, batch: Batch, now: datetime) -> int:
-    return Assignment.objects.filter(
-        worker=worker, batch=batch, status=AssignmentStatus.ACTIVE, expires_at__gt=now
-    ).count()
 
 
 def assignment_claim(
@@ -64,7 +58,7 @@ def assignment_claim(
         raise Conflict(f"The batch is {batch.status}, not open.", code="batch_not_open")
     now = timezone.now()
     if active_leases is None:
-        active_leases = active_lease_count(worker=worker, batch=batch, now=now)
+        active_leases = selectors.active_lease_count(worker=worker, batch_id=batch.pk, now=now)
     wanted = min(count, batch.max_claims_per_request - active_leases)
     if wanted <= 0:
         raise Conflict(
