@@ -47,6 +47,17 @@ def _user_from_row(row: tuple[Any, ...]) -> tuple[User, ApiToken]:
     return user, _partial(ApiToken, id=token_id, user_id=user_id)
 
 
+def user_for_key(key: str) -> tuple[User, ApiToken] | None:
+    """The active user (role profiles cached on it) behind an unrevoked key, else ``None``."""
+    with connection.cursor() as cursor:
+        cursor.execute(_TOKEN_SQL, [ApiToken.hash_key(key)])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    user, token = _user_from_row(row)
+    return (user, token) if user.is_active else None
+
+
 class ApiTokenAuthentication(authentication.BaseAuthentication):
     """Looks the key's SHA-256 up; a revoked token or an inactive user is refused (401)."""
 
@@ -60,15 +71,10 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
             key = auth[1].decode()
         except UnicodeError as exc:
             raise exceptions.AuthenticationFailed("Invalid token.") from exc
-        with connection.cursor() as cursor:
-            cursor.execute(_TOKEN_SQL, [ApiToken.hash_key(key)])
-            row = cursor.fetchone()
-        if row is None:
+        found = user_for_key(key)
+        if found is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked token.")
-        user, token = _user_from_row(row)
-        if not user.is_active:
-            raise exceptions.AuthenticationFailed("Invalid or revoked token.")
-        return user, token
+        return found
 
     def authenticate_header(self, request: Request) -> str:
         return 'Token realm="api"'

@@ -15,14 +15,12 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from marketplace.api.errors import error_body
-from marketplace.authentication import _TOKEN_SQL, KEYWORDS, _user_from_row
+from marketplace.authentication import KEYWORDS, user_for_key
 from marketplace.errors import ApplicationError
-from marketplace.models import ApiToken
 
 from ..models import Worker
 
@@ -48,17 +46,14 @@ def token_worker(request: HttpRequest) -> Worker | None:
         key = header[1].decode()
     except UnicodeError:
         return None
-    with connection.cursor() as cursor:
-        cursor.execute(_TOKEN_SQL, [ApiToken.hash_key(key)])
-        row = cursor.fetchone()
-    if row is None:
+    found = user_for_key(key)
+    if found is None:
         return None
-    user, _ = _user_from_row(row)
-    if not user.is_active:
+    user = request.user = found[0]
+    try:
+        return user.worker  # cached by the lookup: no query
+    except Worker.DoesNotExist:
         return None
-    worker = user.worker if row[7] else None
-    request.user = user
-    return worker
 
 
 def json_body(request: HttpRequest) -> Any:
