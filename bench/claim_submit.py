@@ -436,6 +436,8 @@ class Stats:
         self.errors: Counter[str] = Counter()
         self.exhausted_workers = 0
         self.recording = False
+        # Paced runs (--rate): how late each measured cycle started against its schedule.
+        self.start_lag_ms: list[float] = []
 
 
 async def run_load(args: argparse.Namespace, url: str, batch_id: int, keys: list[str]) -> tuple[Stats, float]:
@@ -466,7 +468,21 @@ async def run_load(args: argparse.Namespace, url: str, batch_id: int, keys: list
             # Spread the start so 64 workers do not all open their connection in the same tick.
             await asyncio.sleep(rng.random() * min(0.5, args.warmup / 2 or 0.05))
             empty = 0
+            # --rate: each worker starts one cycle every `period` seconds, from a random phase;
+            # a cycle that ends late starts the next one at once (no catching up in bursts), so
+            # a server that cannot keep the pace shows as cycles/s below the rate.
+            period = args.workers / args.rate if args.rate else 0.0
+            next_at = time.monotonic() + rng.random() * period
             while time.monotonic() < deadline:
+                if period:
+                    now = time.monotonic()
+                    if next_at > now:
+                        await asyncio.sleep(next_at - now)
+                    if stats.recording:
+                        stats.start_lag_ms.append(max(0.0, now - next_at) * 1000)
+                    next_at = max(next_at, now) + period
+                    if time.monotonic() >= deadline:
+                        break
                 t0 = perf()
                 try:
                     async with session.post(claim_url, data=claim_body, headers=headers) as resp:
@@ -608,6 +624,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tasks", type=int, default=20000, help="regular tasks in the batch")
     p.add_argument("--seconds", type=float, default=30.0, help="measured duration")
     p.add_argument("--count", type=int, default=1, help="leases per claim request")
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="paced closed loop: target cycles/s over all workers (each worker at most rate/workers); "
+        "0 = no think time (saturate)",
+    )
     p.add_argument("--warmup", type=float, default=3.0, help="seconds of load before measuring")
     p.add_argument("--url", help="target an existing site instead of starting one")
     p.add_argument("--batch-id", type=int, help="with --url: the open batch to claim from")
@@ -645,6 +668,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in ("workers", "tasks", "count"):
         if getattr(args, name) < 1:
             p.error(f"--{name} must be >= 1")
+    if args.rate < 0:
+        p.error("--rate must be >= 0")
     if not 0 < args.seconds <= 600:
         p.error("--seconds must be in (0, 600]")
     if args.url and not args.url.startswith(("http://127.", "http://localhost", "http://[::1]")):
@@ -724,8 +749,14 @@ def main(argv: list[str] | None = None) -> int:
         "cycles_per_s": round(stats.cycles / elapsed, 1),
         "submits_per_s": round(stats.submits / elapsed, 1),
         "requests_per_s": round(rps, 1),
+        "rate": args.rate or None,
         "claim_ms": lat(stats.claim_ms),
         "submit_ms": lat(stats.submit_ms),
+        "late_starts": (
+            round(sum(1 for v in stats.start_lag_ms if v > 10) / len(stats.start_lag_ms), 4)
+            if stats.start_lag_ms
+            else None
+        ),
         "errors": dict(sorted(stats.errors.items())),
         "exhausted": stats.exhausted_workers == args.workers,
         "cpu": cpu_split,
@@ -733,6 +764,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"\n== {summary['server']}, {args.workers} workers, {args.tasks} tasks, count {args.count}, "
         f"{elapsed:.1f} s measured after {args.warmup:g} s warm-up"
+        + (f", paced at {args.rate:g} cycles/s" if args.rate else ", no think time")
     )
     print(f"cycles/s   {summary['cycles_per_s']:>8}   (cycle = 1 claim of {args.count} + its submits)")
     print(f"submits/s  {summary['submits_per_s']:>8}")
@@ -742,6 +774,11 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{name[:-3]:<7} n={s['n']:<7} p50={s['p50']} ms  p95={s['p95']} ms  p99={s['p99']} ms  "
             f"max={s['max']} ms"
+        )
+    if args.rate:
+        print(
+            f"pace       target {args.rate:g} cycles/s; cycles started > 10 ms behind schedule: "
+            f"{100 * (summary['late_starts'] or 0):.1f}%"
         )
     print(f"errors     {summary['errors'] or 'none'}")
     if stats.exhausted_workers:

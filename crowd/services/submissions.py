@@ -93,14 +93,17 @@ def _answer_errors(answer: Any, *, project_id: int, version: Any) -> None:
 # The PostgreSQL fast path: read without a lock, then one conditional statement that records the
 # answer only if the lease is still this worker's, active and unexpired, and bumps the task's
 # counters in the same statement. If the condition fails, the locked path below decides why.
-# Answers to tasks with a known answer (gold, training) take the locked path: they are scored and
-# count toward reliability in one transaction. The read also says whether the batch has QC rules
-# and how it is reviewed, so a plain submit to a plain batch stays at two statements.
+# A gold answer of a regular batch is scored between the two and the same statement counts it in
+# the worker's project and global reliability (atomic upserts: parallel submits lose no count).
+# Training answers and the ``gold`` review mode take the locked path, which does more in the
+# submit's transaction. The read also says whether the batch has QC rules and how it is reviewed,
+# so a plain submit to a plain batch stays at two statements.
 _SUBMIT_READ_SQL = """
 SELECT a.status, a.expires_at, a.batch_id, b.status, b.project_id, p.updated_at,
        t.gold_answer IS NOT NULL, b.review_mode,
        EXISTS (SELECT 1 FROM crowd_qualityrule q WHERE q.batch_id = b.id AND q.is_active),
-       CASE WHEN b.max_overlap IS NULL THEN NULL ELSE COALESCE(b.min_overlap, b.overlap) END
+       CASE WHEN b.max_overlap IS NULL THEN NULL ELSE COALESCE(b.min_overlap, b.overlap) END,
+       b.is_training OR NOT t.is_gold, t.gold_answer, p.answer_comparison
 FROM crowd_assignment a
 JOIN marketplace_batch b ON b.id = a.batch_id
 JOIN marketplace_project p ON p.id = b.project_id
@@ -128,6 +131,39 @@ bump AS (
 SELECT (SELECT count(*) FROM upd), bump.id, bump.answers_count, bump.overlap
 FROM (SELECT 1) one LEFT JOIN bump ON true
 """
+_SUBMIT_GOLD_WRITE_SQL = f"""
+WITH upd AS (
+    UPDATE crowd_assignment
+    SET status = 'submitted', answer = %(answer)s::jsonb, submitted_at = %(now)s, submit_key = %(key)s,
+        gold_correct = %(correct)s, gold_score = %(score)s
+    WHERE id = %(id)s AND worker_id = %(worker)s AND status = 'active' AND expires_at > %(now)s
+    RETURNING id
+),
+event AS (
+    INSERT INTO crowd_assignmentevent ({EVENT_COLUMNS})
+    SELECT id, 'active', 'submitted', 'worker', %(user)s, NULL, '', %(now)s FROM upd
+),
+per_project AS (
+    INSERT INTO crowd_reliability (worker_id, project_id, gold_correct, gold_total, updated_at)
+    SELECT %(worker)s, %(project)s, %(n_correct)s, 1, %(now)s FROM upd
+    ON CONFLICT (worker_id, project_id) WHERE project_id IS NOT NULL DO UPDATE
+    SET gold_correct = crowd_reliability.gold_correct + EXCLUDED.gold_correct,
+        gold_total = crowd_reliability.gold_total + 1, updated_at = EXCLUDED.updated_at
+),
+overall AS (
+    INSERT INTO crowd_reliability (worker_id, project_id, gold_correct, gold_total, updated_at)
+    SELECT %(worker)s, NULL, %(n_correct)s, 1, %(now)s FROM upd
+    ON CONFLICT (worker_id) WHERE project_id IS NULL DO UPDATE
+    SET gold_correct = crowd_reliability.gold_correct + EXCLUDED.gold_correct,
+        gold_total = crowd_reliability.gold_total + 1, updated_at = EXCLUDED.updated_at
+)
+SELECT count(*) FROM upd
+"""
+
+
+def _json(value: Any) -> Any:
+    """A ``jsonb`` column read through Django's connection (which leaves it as text)."""
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def _submit_fast(
@@ -141,26 +177,40 @@ def _submit_fast(
         if row is None:
             raise NotFound("Assignment not found.")
         status, expires_at, batch_id, batch_status, project_id, version, scored, review_mode = row[:8]
-        has_rules, min_overlap = row[8], row[9]
+        has_rules, min_overlap, locked_scoring, gold_answer, comparison = row[8:]
         if (
             status != AssignmentStatus.ACTIVE
             or expires_at <= now
             or batch_status == BatchStatus.CLOSED
-            or scored
+            or (scored and (locked_scoring or review_mode == ReviewMode.GOLD))
         ):
             return None
         _answer_errors(answer, project_id=project_id, version=version)
-        cursor.execute(
-            _SUBMIT_WRITE_SQL,
-            {
-                **params,
-                "answer": json.dumps(answer),
-                "now": now,
-                "key": idempotency_key,
-                "user": worker.user_id,
-            },
-        )
-        written, task_id, answers, overlap = cursor.fetchone()
+        write = {
+            **params,
+            "answer": json.dumps(answer),
+            "now": now,
+            "key": idempotency_key,
+            "user": worker.user_id,
+        }
+        correct = score = None
+        task_id = None
+        if scored:
+            correct, score = gold_score(answer, _json(gold_answer), _json(comparison))
+            cursor.execute(
+                _SUBMIT_GOLD_WRITE_SQL,
+                {
+                    **write,
+                    "correct": correct,
+                    "score": score,
+                    "n_correct": int(correct),
+                    "project": project_id,
+                },
+            )
+            (written,) = cursor.fetchone()
+        else:
+            cursor.execute(_SUBMIT_WRITE_SQL, write)
+            written, task_id, answers, overlap = cursor.fetchone()
         if written != 1:
             return None
     done = Assignment(
@@ -171,6 +221,8 @@ def _submit_fast(
         answer=answer,
         submitted_at=now,
         submit_key=idempotency_key,
+        gold_correct=correct,
+        gold_score=score,
     )
     _after_submit(done, review_mode=review_mode, has_rules=has_rules)
     # Only a submit that brought the task to its overlap (or its dynamic minimum) pays for this.
