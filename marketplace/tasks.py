@@ -2,6 +2,7 @@
 harmless."""
 
 from celery import shared_task
+from django.db import DatabaseError
 
 
 @shared_task(acks_late=True)
@@ -24,11 +25,16 @@ def consensus_refit_sweep() -> int:
     return len(due)
 
 
-@shared_task(acks_late=True)
+@shared_task(
+    acks_late=True,
+    autoretry_for=(DatabaseError,),
+    retry_backoff=True,
+    max_retries=5,
+)
 def task_consensus_task(task_id: int) -> None:
-    """One task's consensus (and its dynamic-overlap decision) right after the submit that
-    completed it; off the web request when a broker is configured. Safe to repeat: it recomputes
-    from the answers stored now."""
-    from .services.consensus import task_consensus_update_logged
+    """One task's consensus (and its dynamic-overlap decision) when computing it in the submit's
+    request failed (``consensus.after_submit``); database errors (a deadlock, a lost connection)
+    are retried with backoff. Safe to repeat: it recomputes from the answers stored now."""
+    from .services.consensus import task_consensus_update
 
-    task_consensus_update_logged(task_id=task_id)
+    task_consensus_update(task_id=task_id)

@@ -39,11 +39,16 @@ class Estimate:
         }
 
 
+def posterior_mean(correct: int, total: int) -> float:
+    """The estimate's mean alone (the consensus weight), without the interval's Beta quantiles."""
+    return (PRIOR_ALPHA + correct) / (PRIOR_ALPHA + PRIOR_BETA + total)
+
+
 def estimate(correct: int, total: int) -> Estimate:
     a, b = PRIOR_ALPHA + correct, PRIOR_BETA + (total - correct)
     tail = (1 - CREDIBLE_MASS) / 2
     return Estimate(
-        mean=a / (a + b),
+        mean=posterior_mean(correct, total),
         low=float(beta_dist.ppf(tail, a, b)),
         high=float(beta_dist.ppf(1 - tail, a, b)),
         gold_answers=total,

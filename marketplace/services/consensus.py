@@ -2,12 +2,12 @@
 
 Two ways a ``TaskConsensus`` row is written:
 
-- ``task_consensus_update``: at once, when a submit brings a task to its overlap (or, with dynamic
-  overlap, to ``min_overlap``), from that task's answers and the workers' current gold-based
-  reliability (``crowd.quality.reliability``). Dawid-Skene batches use the one-coin model with each
-  worker's reliability as their accuracy (one E-step: ``posteriors_from_model``); the row gets
-  ``model_version = 0``. With dynamic overlap the same call decides whether the task stops or gets
-  one more slot.
+- ``task_consensus_update``: at once, in the request of the submit that brings a task to its
+  overlap (or, with dynamic overlap, to ``min_overlap``), from that task's answers and the
+  workers' current gold-based reliability (``crowd.quality.reliability``). Dawid-Skene batches
+  use the one-coin model with each worker's reliability as their accuracy (one E-step:
+  ``posteriors_from_model``); the row gets ``model_version = 0``. With dynamic overlap the same
+  call decides whether the task stops or gets one more slot.
 - ``batch_refit``: the batch's method over all of its answers (Dawid-Skene: full EM, gold tasks
   clamped), rows upserted in one short transaction with the next ``model_version``. Idempotent: an
   input identical to the last fit's (same answers, same method, same weights) writes nothing.
@@ -28,14 +28,14 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from crowd import aggregation as agg
 from crowd.enums import ANSWERED, AssignmentStatus
 from crowd.models import Assignment, Reliability
-from crowd.quality.reliability import estimate
+from crowd.quality.reliability import posterior_mean
 
 from ..enums import AggregationMethod, AnswerComparison, BatchStatus, TaskStatus
 from ..models import Batch, Project, Task, TaskConsensus
@@ -65,10 +65,10 @@ def _reliability(project_id: int, worker_ids: Iterable[int]) -> dict[int, float]
     """Posterior-mean gold accuracy on the project per worker (the Beta prior for newcomers)."""
     ids = set(worker_ids)
     found = {
-        r.worker_id: estimate(r.gold_correct, r.gold_total).mean
+        r.worker_id: posterior_mean(r.gold_correct, r.gold_total)
         for r in Reliability.objects.filter(project_id=project_id, worker_id__in=ids)
     }
-    prior = estimate(0, 0).mean
+    prior = posterior_mean(0, 0)
     return {w: found.get(w, prior) for w in ids}
 
 
@@ -163,17 +163,16 @@ def task_consensus_update(*, task_id: int) -> TaskConsensus | None:
     with every slot answered → one more slot, up to ``max_overlap``. When this leaves the batch with
     no open task, a full re-fit is enqueued after commit. Returns the row, or None (gold task, no
     answers).
+
+    It runs on every submit that completes a task, so on PostgreSQL the reads are one hand-written
+    statement and the write one upsert (``_task_consensus_pg``); elsewhere the ORM does the same.
     """
     with transaction.atomic():
-        task = Task.objects.select_for_update(of=("self",)).select_related("batch__project").get(pk=task_id)
-        batch = task.batch
-        if task.is_gold:
+        loaded = _task_load_pg(task_id) if connection.vendor == "postgresql" else _task_load_orm(task_id)
+        if loaded is None:
             return None
-        rows = list(
-            Assignment.objects.filter(task_id=task_id, status__in=ANSWERED)
-            .order_by("id")
-            .values_list("task_id", "worker_id", "answer")
-        )
+        task, rows, reliability = loaded
+        batch = task.batch
         if not rows:
             TaskConsensus.objects.filter(task_id=task_id).delete()
             return None
@@ -182,30 +181,144 @@ def task_consensus_update(*, task_id: int) -> TaskConsensus | None:
             numeric=is_numeric(batch.project),
             rows=rows,
             gold={},
-            reliability=_reliability(batch.project_id, (r[1] for r in rows)),
+            reliability=reliability,
             label_hint=_schema_labels(batch.project) or batch.consensus_labels,
             full_fit=False,
         )
         outcome = outcomes[task_id]
-        row, _ = TaskConsensus.objects.update_or_create(
+        row = TaskConsensus(
             task_id=task_id,
-            defaults={
-                "batch_id": batch.pk,
-                "answer": outcome.answer,
-                "confidence": outcome.confidence,
-                "answers_count": outcome.answers_count,
-                "method": batch.aggregation_method,
-                "model_version": 0,
-                "updated_at": timezone.now(),
-            },
+            batch_id=batch.pk,
+            answer=outcome.answer,
+            confidence=outcome.confidence,
+            answers_count=outcome.answers_count,
+            method=batch.aggregation_method,
+            model_version=0,
+            updated_at=timezone.now(),
         )
+        _consensus_upsert(row)
         if batch.is_dynamic_overlap:
             _overlap_decide(task, batch, outcome.confidence)
-        if task.status == TaskStatus.COMPLETE and not (
-            Task.objects.filter(batch_id=batch.pk, is_gold=False, status=TaskStatus.OPEN).exists()
-        ):
+        if task.status == TaskStatus.COMPLETE and not _batch_has_open_task(batch.pk):
             transaction.on_commit(lambda: refit_later(batch_id=batch.pk))
     return row
+
+
+# Task, batch and project fields the consensus needs, and the task's counted answers with each
+# answering worker's gold counts on the project, in one round trip under the task's row lock.
+_TASK_LOAD_SQL = f"""
+SELECT t.is_gold, t.status, t.overlap, t.slots_taken, t.answers_count,
+       b.id, b.aggregation_method, b.consensus_labels, b.overlap, b.min_overlap, b.max_overlap,
+       b.target_confidence, p.id, p.answer_schema, p.answer_comparison,
+       (SELECT json_agg(json_build_array(a.worker_id, a.answer, r.gold_correct, r.gold_total)
+                        ORDER BY a.id)
+        FROM crowd_assignment a
+        LEFT JOIN crowd_reliability r ON r.worker_id = a.worker_id AND r.project_id = b.project_id
+        WHERE a.task_id = t.id AND a.status IN ({", ".join(f"'{s}'" for s in ANSWERED)}))
+FROM marketplace_task t
+JOIN marketplace_batch b ON b.id = t.batch_id
+JOIN marketplace_project p ON p.id = b.project_id
+WHERE t.id = %(task)s
+FOR UPDATE OF t
+"""
+
+
+def _json(value: Any) -> Any:
+    """A json/jsonb value read through Django's connection (which leaves it as text)."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _task_load_pg(task_id: int) -> tuple[Task, list[tuple[int, int, Any]], dict[int, float]] | None:
+    with connection.cursor() as cursor:
+        cursor.execute(_TASK_LOAD_SQL, {"task": task_id})
+        found = cursor.fetchone()
+    if found is None:
+        raise Task.DoesNotExist(f"Task {task_id} does not exist.")
+    (is_gold, status, overlap, slots_taken, answers_count, batch_id, method, labels, batch_overlap) = found[
+        :9
+    ]
+    (min_overlap, max_overlap, target, project_id, answer_schema, comparison, answers) = found[9:]
+    if is_gold:
+        return None
+    project = Project(id=project_id, answer_schema=_json(answer_schema), answer_comparison=_json(comparison))
+    batch = Batch(
+        id=batch_id,
+        project=project,
+        aggregation_method=method,
+        consensus_labels=_json(labels),
+        overlap=batch_overlap,
+        min_overlap=min_overlap,
+        max_overlap=max_overlap,
+        target_confidence=target,
+    )
+    task = Task(
+        id=task_id,
+        batch=batch,
+        is_gold=False,
+        status=status,
+        overlap=overlap,
+        slots_taken=slots_taken,
+        answers_count=answers_count,
+    )
+    rows, reliability = [], {}
+    for worker_id, answer, correct, total in _json(answers) or []:
+        rows.append((task_id, worker_id, answer))
+        reliability[worker_id] = posterior_mean(correct or 0, total or 0)
+    return task, rows, reliability
+
+
+def _task_load_orm(task_id: int) -> tuple[Task, list[tuple[int, int, Any]], dict[int, float]] | None:
+    task = Task.objects.select_for_update(of=("self",)).select_related("batch__project").get(pk=task_id)
+    if task.is_gold:
+        return None
+    rows = list(
+        Assignment.objects.filter(task_id=task_id, status__in=ANSWERED)
+        .order_by("id")
+        .values_list("task_id", "worker_id", "answer")
+    )
+    return task, rows, _reliability(task.batch.project_id, (r[1] for r in rows))
+
+
+def _consensus_upsert(row: TaskConsensus) -> None:
+    if connection.vendor != "postgresql":
+        values = {f.attname: getattr(row, f.attname) for f in TaskConsensus._meta.concrete_fields}
+        del values["task_id"]
+        TaskConsensus.objects.update_or_create(task_id=row.task_id, defaults=values)
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO marketplace_taskconsensus
+                (task_id, batch_id, answer, confidence, answers_count, method, model_version, updated_at)
+            VALUES (%(task)s, %(batch)s, %(answer)s::jsonb, %(confidence)s, %(answers)s, %(method)s, 0,
+                    %(now)s)
+            ON CONFLICT (task_id) DO UPDATE SET
+                batch_id = EXCLUDED.batch_id, answer = EXCLUDED.answer, confidence = EXCLUDED.confidence,
+                answers_count = EXCLUDED.answers_count, method = EXCLUDED.method, model_version = 0,
+                updated_at = EXCLUDED.updated_at
+            """,
+            {
+                "task": row.task_id,
+                "batch": row.batch_id,
+                "answer": json.dumps(row.answer),
+                "confidence": row.confidence,
+                "answers": row.answers_count,
+                "method": row.method,
+                "now": row.updated_at,
+            },
+        )
+
+
+def _batch_has_open_task(batch_id: int) -> bool:
+    if connection.vendor != "postgresql":
+        return Task.objects.filter(batch_id=batch_id, is_gold=False, status=TaskStatus.OPEN).exists()
+    with connection.cursor() as cursor:  # the partial index ``task_open_regular`` answers it
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM marketplace_task"
+            " WHERE batch_id = %s AND NOT is_gold AND status = 'open')",
+            [batch_id],
+        )
+        return cursor.fetchone()[0]
 
 
 def _overlap_decide(task: Task, batch: Batch, confidence: float) -> None:
@@ -234,23 +347,21 @@ def should_update(*, answers: int, overlap: int, min_overlap: int | None) -> boo
 
 
 def after_submit(*, task_id: int) -> None:
-    """The submit path's hook, after its commit: hand the task's consensus to Celery (a worker
-    process when ``REDIS_URL`` is set; in-process, eagerly, otherwise). A failure here must not fail
-    the worker's (already recorded) submit: it is logged and left to the periodic re-fit."""
-    from ..tasks import task_consensus_task
-
-    try:
-        task_consensus_task.delay(task_id)
-    except Exception:
-        logger.exception("could not enqueue the consensus of task %s", task_id)
-
-
-def task_consensus_update_logged(*, task_id: int) -> None:
-    """``task_consensus_update``, logging instead of raising (the Celery task's body)."""
+    """The submit path's hook, after its commit: the task's consensus, computed at once in the
+    request (a few milliseconds; with dynamic overlap it decides whether the task takes another
+    answer, so it should not wait in a queue). A failure here must not fail the worker's already
+    recorded submit: it is logged and the computation handed to Celery, which retries it; the
+    periodic re-fit is the last resort."""
     try:
         task_consensus_update(task_id=task_id)
     except Exception:
-        logger.exception("consensus update failed for task %s", task_id)
+        logger.warning("consensus of task %s failed in the request; queued", task_id, exc_info=True)
+        from ..tasks import task_consensus_task
+
+        try:
+            task_consensus_task.delay(task_id)
+        except Exception:
+            logger.exception("could not enqueue the consensus of task %s", task_id)
 
 
 def refit_later(*, batch_id: int) -> None:

@@ -51,6 +51,37 @@ def test_a_task_reaching_its_overlap_gets_its_consensus_at_once():
     assert row.confidence == pytest.approx(CAT_CAT_DOG, abs=1e-5)
 
 
+def test_a_consensus_that_fails_in_the_request_is_handed_to_celery(monkeypatch):
+    # given: the first upsert fails (say, a lost connection), the retry works
+    from django.db import DatabaseError
+
+    from marketplace.services import consensus
+
+    real, calls = consensus._consensus_upsert, []
+
+    def flaky(row):
+        calls.append(row.task_id)
+        if len(calls) == 1:
+            raise DatabaseError("connection lost")
+        return real(row)
+
+    monkeypatch.setattr(consensus, "_consensus_upsert", flaky)
+    batch = open_batch(regular=1, overlap=3)
+    (task,) = Task.objects.filter(batch=batch)
+    answer_all(batch, "cat")
+    answer_all(batch, "cat")
+
+    # when: the submit that completes the task still succeeds
+    answer_all(batch, "dog")
+
+    # then: Celery (eager here) computed it on the second try
+    assert calls == [task.pk, task.pk]
+    row = TaskConsensus.objects.get(task=task)
+    assert (row.answer, row.answers_count) == ("cat", 3)
+    assert row.confidence == pytest.approx(CAT_CAT_DOG, abs=1e-5)
+    assert Task.objects.get(pk=task.pk).answers_count == 3
+
+
 def test_majority_batches_report_the_vote_share():
     # given
     batch = open_batch(regular=1, overlap=3, aggregation_method="majority")
