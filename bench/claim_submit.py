@@ -476,6 +476,8 @@ async def run_load(args: argparse.Namespace, url: str, batch_id: int, keys: list
             while time.monotonic() < deadline:
                 if period:
                     now = time.monotonic()
+                    if next_at >= deadline:
+                        break
                     if next_at > now:
                         await asyncio.sleep(next_at - now)
                     if stats.recording:

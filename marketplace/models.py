@@ -271,7 +271,8 @@ class Task(models.Model):
     ``overlap`` lives on the task so dynamic overlap can grow one task's target.
     """
 
-    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="tasks")
+    # Indexed by ``task_batch_id`` below, which also gives the batch's id range in two probes.
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="tasks", db_index=False)
     input = models.JSONField()
     gold_answer = models.JSONField(null=True, blank=True)
     gold_explanation = models.TextField(
@@ -304,6 +305,7 @@ class Task(models.Model):
             ),
         ]
         indexes = [
+            models.Index(fields=["batch", "id"], name="task_batch_id"),
             # The claim hot path walks only regular tasks that still have a free slot, in id order.
             models.Index(
                 fields=["batch", "id"],

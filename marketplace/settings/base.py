@@ -172,6 +172,10 @@ CELERY_BEAT_SCHEDULE = {
 PSEUDONYM_KEY = os.environ.get("PSEUDONYM_KEY", SECRET_KEY)
 # Lazily expire at most this many stale leases per claim; the beat sweep handles the rest.
 LEASE_LAZY_EXPIRE_LIMIT = 50
+# Claims start at a random task among this many ids from a batch's oldest task with a free slot:
+# work still completes roughly in upload order, while parallel claims spread over index pages
+# (see crowd/services/claim_sql.py). 1 = strictly oldest first.
+CLAIM_WINDOW = int(os.environ.get("CLAIM_WINDOW", "2048"))
 
 LOGGING = {
     "version": 1,

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from crowd.enums import AssignmentStatus
 from crowd.models import Assignment
+from crowd.services.claims import assignment_claim
 from marketplace.enums import BatchStatus
 from marketplace.models import Batch, Task
 from tests.factories import (
@@ -165,8 +166,9 @@ def test_work_batch_detail_of_a_draft_or_my_own_batch_is_404(worker, worker_clie
 # --- claiming -------------------------------------------------------------------------------
 
 
-def test_claim_leases_tasks_in_order_and_takes_their_slots(worker, worker_client):
-    # given
+def test_claim_leases_tasks_in_order_and_takes_their_slots(worker, worker_client, settings):
+    # given: strict oldest-first (by default claims start at random within a window of old tasks)
+    settings.CLAIM_WINDOW = 1
     batch = open_batch(regular=4, lease_seconds=300)
     before = timezone.now()
 
@@ -184,6 +186,25 @@ def test_claim_leases_tasks_in_order_and_takes_their_slots(worker, worker_client
         assert before <= lease.claimed_at <= timezone.now()
         assert lease.expires_at == lease.claimed_at + timedelta(seconds=300)
     assert _slots(batch) == [(1, 0, "open")] * 3 + [(0, 0, "open")]
+
+
+@pytest.mark.postgres
+def test_claims_start_within_the_window_of_the_oldest_free_tasks(settings):
+    # given: overlap 1, a window of 4 ids
+    settings.CLAIM_WINDOW = 4
+    batch = open_batch(regular=20, overlap=1)
+    ids = list(Task.objects.filter(batch=batch).order_by("id").values_list("id", flat=True))
+
+    # when: ten workers claim one task each, one after the other
+    claimed = []
+    for _ in range(10):
+        (lease,) = assignment_claim(worker=WorkerFactory(), batch=batch, count=1)
+        claimed.append(Assignment.objects.get(pk=lease.id).task_id)
+
+    # then: each claim took the first free task at or after a start among the 4 oldest free
+    # tasks, so ten claims stay within the 13 oldest tasks (10 + 4 - 1)
+    assert len(set(claimed)) == 10
+    assert {ids.index(t) for t in claimed} <= set(range(13))
 
 
 def test_claim_without_a_count_claims_one(worker_client):
