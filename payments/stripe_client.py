@@ -24,7 +24,8 @@ Handler = Callable[[str, str, Mapping[str, str], str | None], tuple[str, int, Ma
 
 
 class StripeTransientError(Exception):
-    """Stripe could not be reached or failed on its side; the same call may be retried."""
+    """Stripe could not be reached, failed on its side, or was busy with the same idempotency key
+    (409); the same call may be retried."""
 
 
 class StripePermanentError(Exception):
@@ -108,7 +109,10 @@ def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
         raise StripePermanentError(str(exc), code="idempotency_error", http_status=exc.http_status) from exc
     except stripe.StripeError as exc:
         status = exc.http_status
-        if status is None or status >= 500:
+        # 409: another request with this idempotency key is still executing at Stripe (or a lock
+        # timed out). Nothing was done for this one and the other may yet succeed, so it must be
+        # retried, never taken as a refusal that returns the money.
+        if status is None or status >= 500 or status == 409:
             raise StripeTransientError(str(exc)) from exc
         raise StripePermanentError(
             exc.user_message or str(exc), code=exc.code or "", http_status=status

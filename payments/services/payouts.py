@@ -32,7 +32,8 @@ from .ledger import ledger_transfer, platform_account, worker_account
 
 def payout_account_onboard(*, worker: Worker) -> tuple[PayoutAccount, str]:
     """The worker's Connect account (created once, key ``payout-account:<row id>``) and a fresh
-    onboarding link. Raises PaymentProviderUnavailable when Stripe cannot be reached."""
+    onboarding link. Raises PaymentProviderUnavailable (503) when Stripe cannot be reached and
+    ValidationFailed ``payment_refused`` (400, with Stripe's code) when it refuses."""
     account, _ = PayoutAccount.objects.get_or_create(worker=worker)
     try:
         if not account.stripe_account_id:
@@ -48,6 +49,10 @@ def payout_account_onboard(*, worker: Worker) -> tuple[PayoutAccount, str]:
         link = stripe_client.account_link_create(account_id=account.stripe_account_id)
     except stripe_client.StripeTransientError as exc:
         raise PaymentProviderUnavailable("Stripe is unreachable; try again.") from exc
+    except stripe_client.StripePermanentError as exc:
+        raise ValidationFailed(
+            "Stripe refused the onboarding request.", code="payment_refused", detail={"stripe_code": exc.code}
+        ) from exc
     return account, link["url"]
 
 

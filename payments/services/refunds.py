@@ -295,7 +295,10 @@ def refund_execute(*, refund_id: int) -> Refund:
     if made.get("status") in ("failed", "canceled"):
         return _finish(
             refund.pk,
-            failure=stripe_client.StripePermanentError("Stripe failed the refund.", code="refund_failed"),
+            failure=stripe_client.StripePermanentError(
+                f"Stripe reported the refund {made['status']}.",
+                code=str(made.get("failure_reason") or "refund_failed"),
+            ),
         )
     return _finish(refund.pk, stripe_refund_id=made["id"])
 
