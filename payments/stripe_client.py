@@ -61,7 +61,7 @@ class HandlerHttpClient(stripe.HTTPClient):
     def request_stream(self, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover - never streamed
         raise NotImplementedError
 
-    def close(self) -> None:
+    def close(self) -> None:  # pragma: no cover - required by stripe.HTTPClient; the SDK never calls it
         pass
 
     def _sleep_time_seconds(self, num_retries: int) -> float:

@@ -93,11 +93,9 @@ def _plan(fundings: list[FundingIntent], amount_cents: int) -> list[tuple[Fundin
     plan, left = [], amount_cents
     for funding in fundings:
         take = min(left, funding.amount_cents - funding.refunded_cents)
-        if take > 0:
+        if take > 0:  # once ``left`` is 0, so is every later ``take``
             plan.append((funding, take))
             left -= take
-        if left == 0:
-            break
     return plan
 
 

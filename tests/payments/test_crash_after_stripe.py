@@ -15,6 +15,7 @@ from payments.services.refunds import refund_execute, refund_request
 from tests.payments.factories import (
     balance,
     balances,
+    deliver,
     fund_by_card,
     fund_worker,
     platform_balance,
@@ -170,4 +171,33 @@ def test_refund_crash_after_stripe_refunded_settles_once_on_retry(
     assert balances() == {"platform:stripe_clearing": -500, f"requester:{requester.pk}:available": 500}
     funding.refresh_from_db()
     assert funding.refunded_cents == 1500
+    assert ledger_reconcile() == []
+
+
+def test_funding_paid_before_the_crashed_request_is_retried_is_credited_once(
+    requester, requester_client, stripe_fake, monkeypatch
+):
+    # given Stripe created the session, we crashed before saving it, and the customer paid anyway
+    answered = _crash_after(monkeypatch, "checkout_session_create")
+    with pytest.raises(Crash):
+        requester_client.post(
+            "/api/v1/funding", {"amount_cents": 2500}, format="json", HTTP_IDEMPOTENCY_KEY="k"
+        )
+    events = stripe_fake.checkout_complete(answered[0]["id"])
+
+    # when the webhooks arrive (the session is news to us), then the app retries the request
+    outcomes = deliver(*events)
+    intent = FundingIntent.objects.get()
+    retried = requester_client.post(
+        "/api/v1/funding", {"amount_cents": 2500}, format="json", HTTP_IDEMPOTENCY_KEY="k"
+    )
+
+    # then the webhook credited 2500 once and recorded the session; the retry shows it paid and
+    # asks Stripe for nothing more
+    assert outcomes == ["credited", "already credited"]
+    assert (intent.status, intent.stripe_session_id) == (FundingStatus.SUCCEEDED, answered[0]["id"])
+    assert intent.stripe_payment_intent_id == events[0]["data"]["object"]["id"]
+    assert (retried.status_code, retried.json()["status"]) == (201, FundingStatus.SUCCEEDED)
+    assert len([r for r in stripe_fake.requests if r[1] == "/v1/checkout/sessions"]) == 1
+    assert balances() == {"platform:stripe_clearing": -2500, f"requester:{requester.pk}:available": 2500}
     assert ledger_reconcile() == []
