@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import stripe
@@ -99,9 +100,11 @@ def use_handler(handler: Handler | None) -> None:
         _client = _build(HandlerHttpClient(handler)) if handler is not None else None
 
 
-def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+@contextmanager
+def _translated_errors() -> Iterator[None]:
+    """SDK errors as ours: StripeTransientError (retry with the same key) or StripePermanentError."""
     try:
-        result = fn(*args, **kwargs)
+        yield
     except (stripe.APIConnectionError, stripe.RateLimitError) as exc:
         raise StripeTransientError(str(exc)) from exc
     except stripe.IdempotencyError as exc:
@@ -117,7 +120,11 @@ def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
         raise StripePermanentError(
             exc.user_message or str(exc), code=exc.code or "", http_status=status
         ) from exc
-    return result.to_dict()
+
+
+def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+    with _translated_errors():
+        return fn(*args, **kwargs).to_dict()
 
 
 def checkout_session_create(
@@ -184,6 +191,20 @@ def transfer_create(
         },
         options={"idempotency_key": idempotency_key},
     )
+
+
+def transfer_find(*, destination: str, payout_id: str, created_gte: int) -> dict[str, Any] | None:
+    """The transfer to ``destination`` whose metadata names ``payout_id``, made at or after
+    ``created_gte`` (Unix seconds), or None. Lists every page: Stripe cannot filter by metadata."""
+    with _translated_errors():
+        page = client().v1.transfers.list(
+            params={"destination": destination, "created": {"gte": created_gte}, "limit": 100}
+        )
+        for found in page.auto_paging_iter():
+            transfer = found.to_dict()
+            if (transfer.get("metadata") or {}).get("payout_id") == payout_id:
+                return transfer
+    return None
 
 
 def refund_create(

@@ -5,7 +5,7 @@ It answers raw HTTP exchanges, so it sits *below* the real SDK: in tests through
 (``serve``; ``manage.py stripe_fake``) reached through ``STRIPE_API_BASE``.
 
 Implemented: Checkout Sessions (create, retrieve), PaymentIntents (retrieve), Refunds (create),
-Accounts (create express, retrieve), Account Links (create), Transfers (create, retrieve),
+Accounts (create express, retrieve), Account Links (create), Transfers (create, retrieve, list),
 Balance (retrieve). Stripe's idempotency rules (same key + same request → the stored reply with
 ``Idempotent-Replayed: true``; same key + another request → 400 ``idempotency_error``; 5xx
 replies are not stored), error bodies ``{"error": {"type", "code", "message", "param"}}``, a
@@ -267,6 +267,7 @@ class StripeFake:
             ("GET", r"/v1/accounts/(?P<ident>[^/]+)", self._retrieve),
             ("POST", r"/v1/account_links", self._account_link_create),
             ("POST", r"/v1/transfers", self._transfer_create),
+            ("GET", r"/v1/transfers", self._transfer_list),
             ("GET", r"/v1/transfers/(?P<ident>[^/]+)", self._retrieve),
             ("GET", r"/v1/balance", self._balance),
         ]
@@ -469,6 +470,28 @@ class StripeFake:
                 "reversed": False,
             }
         )
+
+    def _transfer_list(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Newest first, filtered by ``destination`` and ``created[gte]``, paged by ``limit`` and
+        ``starting_after``, as Stripe lists."""
+        low = int((params.get("created") or {}).get("gte", 0))
+        found = [
+            o
+            for o in reversed(list(self.objects.values()))
+            if o["object"] == "transfer"
+            and o["created"] >= low
+            and params.get("destination") in (None, o["destination"])
+        ]
+        after = params.get("starting_after")
+        if after:
+            found = found[[o["id"] for o in found].index(after) + 1 :]
+        limit = _int_param(params, "limit") if "limit" in params else 10
+        return {
+            "object": "list",
+            "url": "/v1/transfers",
+            "data": found[:limit],
+            "has_more": len(found) > limit,
+        }
 
     def _balance(self, params: dict[str, Any]) -> dict[str, Any]:
         return {

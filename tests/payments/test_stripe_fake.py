@@ -252,3 +252,37 @@ def test_the_fake_balance_and_its_side_of_the_world_guard_their_inputs():
     with pytest.raises(ValueError, match=r"can reverse 1\.\.500, not 600"):
         fake.transfer_reverse("tr_1", 600)
     assert fake.balance == {"usd": 700}
+
+
+def test_transfer_find_pages_through_every_transfer_to_the_destination(stripe_fake):
+    # given 102 transfers to one account (the one we look for is the oldest: on the second page)
+    # and one to another account naming the same payout
+    account = stripe_client.account_create(email="w@example.com", metadata={}, idempotency_key="a1")
+    other = stripe_client.account_create(email="x@example.com", metadata={}, idempotency_key="a2")
+    for acct in (account, other):
+        stripe_fake.onboarding_complete(acct["id"])
+    stripe_fake.balance["usd"] = 10_000
+
+    def send(destination: str, payout_id: int) -> dict:
+        return stripe_client.transfer_create(
+            amount_cents=1,
+            currency="USD",
+            destination=destination,
+            metadata={"payout_id": str(payout_id)},
+            idempotency_key=f"payout:{payout_id}:{destination}",
+        )
+
+    wanted = send(account["id"], 1)
+    for payout_id in range(2, 103):
+        send(account["id"], payout_id)
+    send(other["id"], 1)
+
+    # when we look for payout 1's transfer to the account, and for one never made
+    found = stripe_client.transfer_find(destination=account["id"], payout_id="1", created_gte=0)
+    missing = stripe_client.transfer_find(destination=account["id"], payout_id="999", created_gte=0)
+
+    # then the first is found past the first page of 100; the second is not there
+    assert found["id"] == wanted["id"]
+    assert missing is None
+    pages = [r for r in stripe_fake.requests if r[:2] == ("GET", "/v1/transfers")]
+    assert len(pages) == 4  # two pages per search
