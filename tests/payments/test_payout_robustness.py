@@ -67,6 +67,7 @@ def test_a_stuck_processing_payout_is_requeued_with_the_same_key_and_paid_once(o
     assert len({body for _, path, body in stripe_fake.requests if path == "/v1/transfers"}) == 1
     assert stripe_fake.balance == {"usd": 3500}
     assert (_available(onboarded), platform_balance(AccountKind.PAYOUTS_IN_TRANSIT)) == (500, 0)
+    assert balances() == {"platform:stripe_clearing": -500, f"worker:{onboarded.pk}:available": 500}
     assert LedgerTransaction.objects.filter(idempotency_key=f"payout:{payout.pk}:settle").count() == 1
     assert ledger_reconcile() == []
 
@@ -91,6 +92,7 @@ def test_requeue_while_stripe_is_still_down_moves_no_money_and_retries_later(onb
     assert len(_transfers(stripe_fake)) == 1
     assert stripe_fake.balance == {"usd": 4000}
     assert ledger_reconcile() == []
+    assert balances() == {"platform:stripe_clearing": -1000, f"worker:{onboarded.pk}:available": 1000}
 
 
 def _paid(worker, fake, amount) -> Payout:
@@ -114,6 +116,7 @@ def test_a_reversed_transfer_returns_the_money_to_available_once(onboarded, stri
     assert _available(onboarded) == 2000
     assert platform_balance(AccountKind.STRIPE_CLEARING) == -2000
     assert stripe_fake.balance == {"usd": 5000}
+    assert balances() == {"platform:stripe_clearing": -2000, f"worker:{onboarded.pk}:available": 2000}
     assert LedgerTransaction.objects.filter(kind="transfer_reversal").count() == 1
     assert ledger_reconcile() == []
 
@@ -133,6 +136,7 @@ def test_partial_reversals_delivered_out_of_order_add_up_once(onboarded, stripe_
     assert (payout.status, payout.reversed_cents) == (PayoutStatus.PAID, 900)
     assert _available(onboarded) == 500 + 900
     assert platform_balance(AccountKind.STRIPE_CLEARING) == -2000 + 1500 - 900
+    assert balances() == {"platform:stripe_clearing": -1400, f"worker:{onboarded.pk}:available": 1400}
     assert ledger_reconcile() == []
 
 
@@ -158,6 +162,7 @@ def test_a_reversal_before_the_payout_is_recorded_waits_for_it(onboarded, stripe
     )
     assert payout.status == PayoutStatus.REVERSED
     assert _available(onboarded) == 2000
+    assert balances() == {"platform:stripe_clearing": -2000, f"worker:{onboarded.pk}:available": 2000}
     assert ledger_reconcile() == []
 
 
@@ -193,6 +198,7 @@ def test_admin_mark_failed_returns_the_money_and_leaves_final_payouts_alone(onbo
     assert paid.status == PayoutStatus.PAID
     assert _available(onboarded) == 2000 - 600
     assert platform_balance(AccountKind.PAYOUTS_IN_TRANSIT) == 0
+    assert balances() == {"platform:stripe_clearing": -1400, f"worker:{onboarded.pk}:available": 1400}
     assert len(_transfers(stripe_fake)) == 1
     assert ledger_reconcile() == []
 
@@ -217,6 +223,7 @@ def test_reversals_of_unknown_or_failed_payouts_move_nothing(onboarded, stripe_f
         f"ignored: payout {failed.pk} is failed",
     ]
     assert _available(onboarded) == 2000
+    assert balances() == {"platform:stripe_clearing": -2000, f"worker:{onboarded.pk}:available": 2000}
     assert ledger_reconcile() == []
 
 
