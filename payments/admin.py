@@ -9,7 +9,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from marketplace.errors import Conflict
+from marketplace.errors import ApplicationError
 
 from .enums import PayoutStatus, RefundStatus
 from .models import (
@@ -175,7 +175,7 @@ class PayoutAdmin(ReadOnlyAdmin):
             transaction.on_commit(lambda payout_id=payout_id: payout_execute.delay(payout_id))
         self.message_user(request, f"Queued {len(ids)} payout(s).", messages.SUCCESS)
 
-    @admin.action(description="Mark failed, returning the money to the worker (check Stripe first)")
+    @admin.action(description="Mark failed, returning the money to the worker (if Stripe has no transfer)")
     def mark_failed(self, request: HttpRequest, queryset: QuerySet[Payout]) -> None:
         from .services.payouts import payout_mark_failed
 
@@ -184,7 +184,7 @@ class PayoutAdmin(ReadOnlyAdmin):
             try:
                 payout_mark_failed(payout_id=payout_id, note=f"Marked failed in the admin by {request.user}.")
                 done.append(payout_id)
-            except Conflict as exc:
+            except ApplicationError as exc:  # final, in flight, transferred, or Stripe unreachable
                 refused.append(f"{payout_id}: {exc.message}")
         if done:
             self.message_user(request, f"Marked {len(done)} payout(s) failed.", messages.SUCCESS)

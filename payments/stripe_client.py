@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import stripe
@@ -24,7 +25,8 @@ Handler = Callable[[str, str, Mapping[str, str], str | None], tuple[str, int, Ma
 
 
 class StripeTransientError(Exception):
-    """Stripe could not be reached or failed on its side; the same call may be retried."""
+    """Stripe could not be reached, failed on its side, or was busy with the same idempotency key
+    (409); the same call may be retried."""
 
 
 class StripePermanentError(Exception):
@@ -60,7 +62,7 @@ class HandlerHttpClient(stripe.HTTPClient):
     def request_stream(self, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover - never streamed
         raise NotImplementedError
 
-    def close(self) -> None:
+    def close(self) -> None:  # pragma: no cover - required by stripe.HTTPClient; the SDK never calls it
         pass
 
     def _sleep_time_seconds(self, num_retries: int) -> float:
@@ -98,9 +100,11 @@ def use_handler(handler: Handler | None) -> None:
         _client = _build(HandlerHttpClient(handler)) if handler is not None else None
 
 
-def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+@contextmanager
+def _translated_errors() -> Iterator[None]:
+    """SDK errors as ours: StripeTransientError (retry with the same key) or StripePermanentError."""
     try:
-        result = fn(*args, **kwargs)
+        yield
     except (stripe.APIConnectionError, stripe.RateLimitError) as exc:
         raise StripeTransientError(str(exc)) from exc
     except stripe.IdempotencyError as exc:
@@ -108,12 +112,19 @@ def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
         raise StripePermanentError(str(exc), code="idempotency_error", http_status=exc.http_status) from exc
     except stripe.StripeError as exc:
         status = exc.http_status
-        if status is None or status >= 500:
+        # 409: another request with this idempotency key is still executing at Stripe (or a lock
+        # timed out). Nothing was done for this one and the other may yet succeed, so it must be
+        # retried, never taken as a refusal that returns the money.
+        if status is None or status >= 500 or status == 409:
             raise StripeTransientError(str(exc)) from exc
         raise StripePermanentError(
             exc.user_message or str(exc), code=exc.code or "", http_status=status
         ) from exc
-    return result.to_dict()
+
+
+def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+    with _translated_errors():
+        return fn(*args, **kwargs).to_dict()
 
 
 def checkout_session_create(
@@ -180,6 +191,20 @@ def transfer_create(
         },
         options={"idempotency_key": idempotency_key},
     )
+
+
+def transfer_find(*, destination: str, payout_id: str, created_gte: int) -> dict[str, Any] | None:
+    """The transfer to ``destination`` whose metadata names ``payout_id``, made at or after
+    ``created_gte`` (Unix seconds), or None. Lists every page: Stripe cannot filter by metadata."""
+    with _translated_errors():
+        page = client().v1.transfers.list(
+            params={"destination": destination, "created": {"gte": created_gte}, "limit": 100}
+        )
+        for found in page.auto_paging_iter():
+            transfer = found.to_dict()
+            if (transfer.get("metadata") or {}).get("payout_id") == payout_id:
+                return transfer
+    return None
 
 
 def refund_create(

@@ -32,7 +32,8 @@ from .ledger import ledger_transfer, platform_account, worker_account
 
 def payout_account_onboard(*, worker: Worker) -> tuple[PayoutAccount, str]:
     """The worker's Connect account (created once, key ``payout-account:<row id>``) and a fresh
-    onboarding link. Raises PaymentProviderUnavailable when Stripe cannot be reached."""
+    onboarding link. Raises PaymentProviderUnavailable (503) when Stripe cannot be reached and
+    ValidationFailed ``payment_refused`` (400, with Stripe's code) when it refuses."""
     account, _ = PayoutAccount.objects.get_or_create(worker=worker)
     try:
         if not account.stripe_account_id:
@@ -48,6 +49,10 @@ def payout_account_onboard(*, worker: Worker) -> tuple[PayoutAccount, str]:
         link = stripe_client.account_link_create(account_id=account.stripe_account_id)
     except stripe_client.StripeTransientError as exc:
         raise PaymentProviderUnavailable("Stripe is unreachable; try again.") from exc
+    except stripe_client.StripePermanentError as exc:
+        raise ValidationFailed(
+            "Stripe refused the onboarding request.", code="payment_refused", detail={"stripe_code": exc.code}
+        ) from exc
     return account, link["url"]
 
 
@@ -165,21 +170,65 @@ def payout_fail(*, payout: Payout, code: str, message: str) -> None:
     payout.save(update_fields=["status", "failure_code", "failure_message", "updated_at"])
 
 
+def _stuck_age() -> timedelta:
+    return timedelta(minutes=getattr(settings, "PAYOUT_STUCK_MINUTES", 15))
+
+
+def _check_can_mark_failed(payout: Payout) -> None:
+    if payout.status not in (PayoutStatus.PENDING, PayoutStatus.PROCESSING):
+        raise Conflict(
+            f"Payout {payout.pk} is already {payout.status}.",
+            code="payout_final",
+            detail={"payout_id": payout.pk, "status": payout.status},
+        )
+    if payout.status == PayoutStatus.PROCESSING and payout.updated_at > timezone.now() - _stuck_age():
+        # An attempt may be waiting on Stripe right now; its transfer could land after our check.
+        raise Conflict(
+            f"Payout {payout.pk} is being sent to Stripe; try again once it has been stuck for "
+            f"{int(_stuck_age().total_seconds() // 60)} minutes.",
+            code="payout_in_flight",
+            detail={"payout_id": payout.pk},
+        )
+
+
 def payout_mark_failed(*, payout_id: int, note: str) -> Payout:
     """An admin's verdict that Stripe never executed this payout: the money goes back to the worker.
 
-    Only ``pending``/``processing`` payouts; Conflict ``payout_final`` otherwise. The admin must have
-    checked Stripe first: a transfer made under the key ``payout:<id>`` after this would be paid
-    twice. Idempotent through the ledger key ``payout:<id>:reverse``.
+    Only ``pending`` payouts and ``processing`` ones stuck for ``PAYOUT_STUCK_MINUTES`` (an attempt
+    in flight could still transfer): Conflict ``payout_final`` / ``payout_in_flight`` otherwise.
+    Stripe is asked first, outside any transaction, for a transfer made for this payout: if there is
+    one, Conflict ``payout_transfer_exists`` (retrying the payout records it as paid); if Stripe
+    cannot be reached, PaymentProviderUnavailable; if it refuses to answer, Conflict
+    ``payout_check_refused``. The state checks are repeated under the row lock.
+    Idempotent through the ledger key ``payout:<id>:reverse``.
     """
+    payout = Payout.objects.get(pk=payout_id)
+    _check_can_mark_failed(payout)
+    try:
+        transfer = stripe_client.transfer_find(
+            destination=payout.destination,
+            payout_id=str(payout.pk),
+            created_gte=int(payout.created_at.timestamp()) - 3600,  # allow for clock skew
+        )
+    except stripe_client.StripeTransientError as exc:
+        raise PaymentProviderUnavailable(
+            "Stripe is unreachable, so the payout cannot be checked; nothing changed."
+        ) from exc
+    except stripe_client.StripePermanentError as exc:
+        raise Conflict(
+            "Stripe refused to list the payout's transfers, so it cannot be checked; nothing changed.",
+            code="payout_check_refused",
+            detail={"payout_id": payout.pk, "stripe_code": exc.code},
+        ) from exc
+    if transfer is not None:
+        raise Conflict(
+            f"Stripe made transfer {transfer['id']} for payout {payout.pk}: retry it to record it as paid.",
+            code="payout_transfer_exists",
+            detail={"payout_id": payout.pk, "transfer_id": transfer["id"]},
+        )
     with transaction.atomic():
         payout = Payout.objects.select_for_update().get(pk=payout_id)
-        if payout.status not in (PayoutStatus.PENDING, PayoutStatus.PROCESSING):
-            raise Conflict(
-                f"Payout {payout.pk} is already {payout.status}.",
-                code="payout_final",
-                detail={"payout_id": payout.pk, "status": payout.status},
-            )
+        _check_can_mark_failed(payout)
         payout_fail(payout=payout, code="marked_failed", message=note)
     return payout
 
@@ -191,7 +240,7 @@ def payouts_stuck(*, older_than: timedelta | None = None, now: datetime | None =
     ``pending`` counts too: it means the task enqueued after commit never ran. Every attempt bumps
     ``updated_at``, so a re-driven payout is not picked again until it has been stuck that long anew.
     """
-    age = older_than or timedelta(minutes=getattr(settings, "PAYOUT_STUCK_MINUTES", 15))
+    age = older_than or _stuck_age()
     cutoff = (now or timezone.now()) - age
     return list(
         Payout.objects.filter(

@@ -93,11 +93,9 @@ def _plan(fundings: list[FundingIntent], amount_cents: int) -> list[tuple[Fundin
     plan, left = [], amount_cents
     for funding in fundings:
         take = min(left, funding.amount_cents - funding.refunded_cents)
-        if take > 0:
+        if take > 0:  # once ``left`` is 0, so is every later ``take``
             plan.append((funding, take))
             left -= take
-        if left == 0:
-            break
     return plan
 
 
@@ -295,7 +293,10 @@ def refund_execute(*, refund_id: int) -> Refund:
     if made.get("status") in ("failed", "canceled"):
         return _finish(
             refund.pk,
-            failure=stripe_client.StripePermanentError("Stripe failed the refund.", code="refund_failed"),
+            failure=stripe_client.StripePermanentError(
+                f"Stripe reported the refund {made['status']}.",
+                code=str(made.get("failure_reason") or "refund_failed"),
+            ),
         )
     return _finish(refund.pk, stripe_refund_id=made["id"])
 

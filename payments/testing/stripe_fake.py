@@ -5,11 +5,13 @@ It answers raw HTTP exchanges, so it sits *below* the real SDK: in tests through
 (``serve``; ``manage.py stripe_fake``) reached through ``STRIPE_API_BASE``.
 
 Implemented: Checkout Sessions (create, retrieve), PaymentIntents (retrieve), Refunds (create),
-Accounts (create express, retrieve), Account Links (create), Transfers (create, retrieve),
+Accounts (create express, retrieve), Account Links (create), Transfers (create, retrieve, list),
 Balance (retrieve). Stripe's idempotency rules (same key + same request → the stored reply with
 ``Idempotent-Replayed: true``; same key + another request → 400 ``idempotency_error``; 5xx
 replies are not stored), error bodies ``{"error": {"type", "code", "message", "param"}}``, a
-platform balance that transfers and refunds draw on, and fault injection. Test helpers play the
+platform balance that transfers and refunds draw on, and fault injection (``fail_next``: timeout,
+5xx, lost reply, 409 conflict; ``refuse_next``: a 4xx refusal; ``refund_fail_next``: a refund
+created already ``failed``). Test helpers play the
 customer and Stripe's side (``checkout_complete``, ``onboarding_complete``, ``dispute_create``,
 ``refund_fail``, ``transfer_reverse``) and build events; creating a refund records ``refund.created``
 and ``charge.refunded`` in ``events``. Tests post events with ``tests.payments.factories.post_event``.
@@ -33,8 +35,10 @@ from urllib.parse import parse_qsl, urlsplit
 API_VERSION = "2025-01-01.fake"
 
 # Fault kinds: "timeout" (no reply, nothing done), "5xx" (an error reply, nothing done),
-# "lost_reply" (the request is executed and stored, then the reply is lost).
-FAULTS = ("timeout", "5xx", "lost_reply")
+# "lost_reply" (the request is executed and stored, then the reply is lost), "conflict" (409
+# ``idempotency_key_in_use``: another request with the same key is still executing; nothing done,
+# nothing stored, as Stripe answers a concurrent duplicate). ``refuse_next`` injects a 4xx refusal.
+FAULTS = ("timeout", "5xx", "lost_reply", "conflict")
 
 
 @dataclass
@@ -42,6 +46,7 @@ class Fault:
     kind: str
     path_prefix: str
     remaining: int
+    error: StripeFakeError | None = None
 
 
 @dataclass
@@ -134,6 +139,7 @@ class StripeFake:
         self._lock = threading.RLock()
         self._replies: dict[str, StoredReply] = {}
         self._faults: list[Fault] = []
+        self._refund_failures: list[str] = []
         self._ids = itertools.count(1)
 
     # --- fault injection -------------------------------------------------------------------------
@@ -145,18 +151,42 @@ class StripeFake:
         with self._lock:
             self._faults.append(Fault(kind, path_prefix, times))
 
+    def refuse_next(
+        self,
+        *,
+        path_prefix: str,
+        code: str,
+        status: int = 400,
+        type_: str = "invalid_request_error",
+        message: str = "Refused (injected).",
+        times: int = 1,
+    ) -> None:
+        """Make the next ``times`` requests under ``path_prefix`` answer a Stripe error (a 402
+        ``card_error``, a 400 ``invalid_request_error``...). Nothing is done and nothing is stored,
+        as when Stripe refuses a request before executing it."""
+        with self._lock:
+            self._faults.append(
+                Fault("refuse", path_prefix, times, StripeFakeError(status, type_, message, code=code))
+            )
+
+    def refund_fail_next(self, reason: str = "expired_or_canceled_card") -> None:
+        """The next refund Stripe creates fails at once: it answers a refund with status ``failed``
+        and this ``failure_reason``; no money leaves the balance or the charge."""
+        with self._lock:
+            self._refund_failures.append(reason)
+
     def faults_clear(self) -> None:
         """Stripe is healthy again: drop every fault not yet taken."""
         with self._lock:
             self._faults.clear()
 
-    def _take_fault(self, path: str) -> str | None:
+    def _take_fault(self, path: str) -> Fault | None:
         for fault in self._faults:
             if path.startswith(fault.path_prefix) and fault.remaining > 0:
                 fault.remaining -= 1
                 if fault.remaining == 0:
                     self._faults.remove(fault)
-                return fault.kind
+                return fault
         return None
 
     # --- the HTTP exchange -----------------------------------------------------------------------
@@ -173,12 +203,24 @@ class StripeFake:
         lower = {k.lower(): v for k, v in headers.items()}
         with self._lock:
             self.requests.append((method, parts.path, body or parts.query or ""))
-            fault = self._take_fault(parts.path)
+            taken = self._take_fault(parts.path)
+            fault = taken.kind if taken else None
             if fault == "timeout":
                 raise ConnectionError("timed out (injected)")
             if fault == "5xx":
                 error = StripeFakeError(500, "api_error", "An unknown error occurred (injected).")
                 return self._reply(500, error.body())
+            if fault == "conflict":
+                error = StripeFakeError(
+                    409,
+                    "invalid_request_error",
+                    "There is currently another in-progress request using this Stripe Idempotency Key "
+                    "(injected).",
+                    code="idempotency_key_in_use",
+                )
+                return self._reply(409, error.body())
+            if taken is not None and taken.error is not None:
+                return self._reply(taken.error.status, taken.error.body())
             key = lower.get("idempotency-key", "") if method == "POST" else ""
             fingerprint = (method, parts.path, tuple(sorted(parse_qsl(body or "", keep_blank_values=True))))
             if key and key in self._replies:
@@ -225,6 +267,7 @@ class StripeFake:
             ("GET", r"/v1/accounts/(?P<ident>[^/]+)", self._retrieve),
             ("POST", r"/v1/account_links", self._account_link_create),
             ("POST", r"/v1/transfers", self._transfer_create),
+            ("GET", r"/v1/transfers", self._transfer_list),
             ("GET", r"/v1/transfers/(?P<ident>[^/]+)", self._retrieve),
             ("GET", r"/v1/balance", self._balance),
         ]
@@ -331,9 +374,11 @@ class StripeFake:
             raise StripeFakeError(
                 400, "invalid_request_error", "Insufficient funds in Stripe account.", "balance_insufficient"
             )
-        self.balance[currency] -= amount
-        charge["amount_refunded"] += amount
-        charge["refunded"] = charge["amount_refunded"] == charge["amount_captured"]
+        failure = self._refund_failures.pop(0) if self._refund_failures else None
+        if failure is None:
+            self.balance[currency] -= amount
+            charge["amount_refunded"] += amount
+            charge["refunded"] = charge["amount_refunded"] == charge["amount_captured"]
         refund = self._store(
             {
                 "id": self._new_id("re"),
@@ -342,15 +387,15 @@ class StripeFake:
                 "charge": charge["id"],
                 "created": int(time.time()),
                 "currency": currency,
-                "failure_reason": None,
+                "failure_reason": failure,
                 "metadata": params.get("metadata") or {},
                 "payment_intent": pi_id,
-                "status": "succeeded",
+                "status": "failed" if failure else "succeeded",
             }
         )
         # Stripe announces a card refund with both; tests find them in ``events``.
         self.event("refund.created", refund)
-        self.event("charge.refunded", charge)
+        self.event("refund.failed" if failure else "charge.refunded", refund if failure else charge)
         return refund
 
     def _account_create(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -425,6 +470,28 @@ class StripeFake:
                 "reversed": False,
             }
         )
+
+    def _transfer_list(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Newest first, filtered by ``destination`` and ``created[gte]``, paged by ``limit`` and
+        ``starting_after``, as Stripe lists."""
+        low = int((params.get("created") or {}).get("gte", 0))
+        found = [
+            o
+            for o in reversed(list(self.objects.values()))
+            if o["object"] == "transfer"
+            and o["created"] >= low
+            and params.get("destination") in (None, o["destination"])
+        ]
+        after = params.get("starting_after")
+        if after:
+            found = found[[o["id"] for o in found].index(after) + 1 :]
+        limit = _int_param(params, "limit") if "limit" in params else 10
+        return {
+            "object": "list",
+            "url": "/v1/transfers",
+            "data": found[:limit],
+            "has_more": len(found) > limit,
+        }
 
     def _balance(self, params: dict[str, Any]) -> dict[str, Any]:
         return {

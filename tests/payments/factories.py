@@ -83,3 +83,17 @@ def fund_by_card(client: APIClient, fake: Any, amount_cents: int) -> FundingInte
     intent.refresh_from_db()
     assert intent.status == "succeeded"
     return intent
+
+
+def balances() -> dict[str, int]:
+    """Every non-zero balance, as ``{"requester:<id>:available": cents, "platform:refunds": cents}``:
+    a test comparing it whole proves that nothing else moved."""
+    out = {}
+    for account in Account.objects.exclude(balance_cents=0).order_by("id"):
+        owner = (
+            "platform"
+            if account.owner_kind == OwnerKind.PLATFORM
+            else f"{account.owner_kind}:{account.owner_id}"
+        )
+        out[f"{owner}:{account.kind}"] = account.balance_cents
+    return out

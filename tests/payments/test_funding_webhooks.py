@@ -18,7 +18,7 @@ from payments.models import (
 from payments.services.ledger import ledger_reconcile
 from payments.tasks import stripe_events_process_pending
 from tests.factories import RequesterFactory, WorkerFactory, client_for
-from tests.payments.factories import balance, fund_requester, platform_balance, post_event
+from tests.payments.factories import balance, balances, fund_requester, platform_balance, post_event
 
 pytestmark = pytest.mark.django_db
 
@@ -50,6 +50,7 @@ def test_funding_creates_a_checkout_session_keyed_by_the_intent(requester, reque
     }
     assert session["metadata"] == {"funding_id": str(intent.pk), "requester_id": str(requester.pk)}
     assert _available(requester) == 0
+    assert balances() == {}
 
 
 def test_a_retried_funding_request_returns_the_same_intent_and_session(
@@ -122,6 +123,7 @@ def test_paid_checkout_credits_the_requester_once_whatever_the_deliveries(
     assert other_event.status_code == 200
     assert _available(requester) == 2500
     assert platform_balance(AccountKind.STRIPE_CLEARING) == -2500
+    assert balances() == {"platform:stripe_clearing": -2500, f"requester:{requester.pk}:available": 2500}
     assert LedgerTransaction.objects.filter(kind="funding").count() == 1
     assert list(StripeEvent.objects.order_by("id").values_list("outcome", flat=True)) == [
         "credited",
@@ -145,6 +147,8 @@ def test_payment_intent_first_then_session_also_credits_once(
 
     assert _available(requester) == 2500
     assert LedgerTransaction.objects.filter(kind="funding").count() == 1
+
+    assert balances() == {"platform:stripe_clearing": -2500, f"requester:{requester.pk}:available": 2500}
 
 
 def test_bad_signature_is_refused_and_nothing_is_stored(requester, requester_client, stripe_fake, anon):
@@ -172,6 +176,7 @@ def test_bad_signature_is_refused_and_nothing_is_stored(requester, requester_cli
         assert response.json()["code"] == "invalid_signature"
     assert StripeEvent.objects.count() == 0
     assert _available(requester) == 0
+    assert balances() == {}
 
 
 def test_amount_mismatch_is_refused_not_credited(
@@ -188,6 +193,7 @@ def test_amount_mismatch_is_refused_not_credited(
     assert response.status_code == 200
     assert StripeEvent.objects.get().outcome.startswith("refused: funding_amount_mismatch")
     assert _available(requester) == 0
+    assert balances() == {}
 
 
 def test_chargeback_freezes_the_requester_even_when_it_arrives_before_the_payment(

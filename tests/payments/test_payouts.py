@@ -12,7 +12,7 @@ from payments.services.payouts import payout_execute
 from payments.stripe_client import StripeTransientError
 from payments.tasks import payout_execute as payout_execute_task
 from tests.factories import WorkerFactory, client_for
-from tests.payments.factories import balance, fund_requester, fund_worker, platform_balance
+from tests.payments.factories import balance, balances, fund_requester, fund_worker, platform_balance
 
 pytestmark = pytest.mark.django_db
 
@@ -55,6 +55,8 @@ def test_payout_transfers_once_and_settles(
     assert _available(onboarded) == 500
     assert platform_balance(AccountKind.PAYOUTS_IN_TRANSIT) == 0
     assert platform_balance(AccountKind.STRIPE_CLEARING) == -2000 + 1500
+    assert balances() == {"platform:stripe_clearing": -500, f"worker:{onboarded.pk}:available": 500}
+    assert stripe_fake.balance == {"usd": 3500}
     assert ledger_reconcile() == []
     detail = worker_client.get(f"/api/v1/work/payouts/{payout.pk}")
     assert detail.json()["status"] == "paid"
@@ -80,6 +82,7 @@ def test_lost_reply_then_retry_with_the_same_key_makes_no_second_transfer(onboar
     assert stripe_fake.balance == {"usd": 4000}
     assert _available(onboarded) == 1000
     assert platform_balance(AccountKind.PAYOUTS_IN_TRANSIT) == 0
+    assert balances() == {"platform:stripe_clearing": -1000, f"worker:{onboarded.pk}:available": 1000}
     assert LedgerTransaction.objects.filter(idempotency_key=f"payout:{payout.pk}:settle").count() == 1
 
 
@@ -93,6 +96,7 @@ def test_refused_transfer_fails_the_payout_and_returns_the_money(onboarded, stri
     assert result == "failed"
     assert (payout.status, payout.failure_code) == (PayoutStatus.FAILED, "balance_insufficient")
     assert _available(onboarded) == 2000
+    assert balances() == {"platform:stripe_clearing": -2000, f"worker:{onboarded.pk}:available": 2000}
     assert platform_balance(AccountKind.PAYOUTS_IN_TRANSIT) == 0
     assert _transfers(stripe_fake) == []
     assert ledger_reconcile() == []
@@ -122,6 +126,7 @@ def test_bad_payout_requests_change_nothing(onboarded, worker_client, stripe_fak
     assert response.json()["code"] == code
     assert Payout.objects.count() == 0
     assert _available(onboarded) == 2000
+    assert balances() == {"platform:stripe_clearing": -2000, f"worker:{onboarded.pk}:available": 2000}
     assert _transfers(stripe_fake) == []
 
 
@@ -136,6 +141,7 @@ def test_payout_before_onboarding_is_refused(worker, worker_client, stripe_fake)
         assert response.json()["code"] == "payout_account_not_ready"
     assert Payout.objects.count() == 0
     assert _available(worker) == 2000
+    assert balances() == {"platform:stripe_clearing": -2000, f"worker:{worker.pk}:available": 2000}
 
 
 def test_payout_idempotency_key_and_other_workers_payouts(onboarded, worker_client, stripe_fake):
@@ -151,6 +157,11 @@ def test_payout_idempotency_key_and_other_workers_payouts(onboarded, worker_clie
     assert first.json()["id"] == again.json()["id"]
     assert Payout.objects.count() == 1
     assert _available(onboarded) == 1400
+    assert balances() == {
+        "platform:stripe_clearing": -2000,
+        f"worker:{onboarded.pk}:available": 1400,
+        "platform:payouts_in_transit": 600,
+    }
     assert other.status_code == 404 and other.json()["code"] == "not_found"
     assert [p["id"] for p in listing.json()["results"]] == [first.json()["id"]]
 
@@ -161,3 +172,4 @@ def test_requester_only_user_cannot_use_worker_payouts(requester_client, request
     assert response.status_code == 403
     assert response.json()["code"] == "not_a_worker"
     assert Payout.objects.count() == 0
+    assert balances() == {"platform:stripe_clearing": -5000, f"requester:{requester.pk}:available": 5000}

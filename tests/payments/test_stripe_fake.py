@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
@@ -144,3 +145,144 @@ def test_the_fake_also_serves_the_real_sdk_http_client_over_loopback():
         server.server_close()
     assert session["id"] == again["id"]
     assert len(_sessions(fake)) == 1
+
+
+def test_the_stripe_fake_command_serves_until_interrupted_then_closes(monkeypatch):
+    from http.server import ThreadingHTTPServer
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from payments.management.commands import stripe_fake as command
+
+    made = []
+
+    def make_server(*args, **kwargs):
+        made.append(real_make_server(*args, **kwargs))
+        return made[-1]
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    real_make_server = command.make_server
+    monkeypatch.setattr(command, "make_server", make_server)
+    monkeypatch.setattr(ThreadingHTTPServer, "serve_forever", interrupted)
+    out = StringIO()
+
+    call_command("stripe_fake", "--port", "0", "--webhook-url", "http://127.0.0.1:1/hook", stdout=out)
+
+    [server] = made
+    port = server.server_address[1]
+    assert out.getvalue() == f"Stripe fake on http://127.0.0.1:{port} (Ctrl-C stops)\n"
+    assert server.socket.fileno() == -1  # closed on the way out
+
+
+AUTH = {"Authorization": "Bearer sk_test_x"}
+SESSION = "mode=payment&line_items[0][quantity]=1&line_items[0][price_data][currency]=usd"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "headers", "status", "error"),
+    [
+        ("GET", "/v1/balance", "", {}, 401, {"type": "invalid_request_error"}),
+        ("GET", "/v1/nothing", "", AUTH, 404, {"type": "invalid_request_error"}),
+        ("GET", "/v1/transfers/tr_none", "", AUTH, 404, {"code": "resource_missing", "param": "id"}),
+        ("POST", "/v1/checkout/sessions", "mode=payment", AUTH, 400, {"param": "line_items"}),
+        ("POST", "/v1/checkout/sessions", SESSION, AUTH, 400, {"param": "unit_amount"}),
+        (
+            "POST",
+            "/v1/checkout/sessions",
+            SESSION + "&line_items[0][price_data][unit_amount]=ten",
+            AUTH,
+            400,
+            {"code": "parameter_invalid_integer", "param": "unit_amount"},
+        ),
+        (
+            "POST",
+            "/v1/checkout/sessions",
+            SESSION + "&line_items[0][price_data][unit_amount]=-1",
+            AUTH,
+            400,
+            {"code": "parameter_invalid_integer", "param": "unit_amount"},
+        ),
+        (
+            "POST",
+            "/v1/checkout/sessions",
+            "line_items[0][price_data][unit_amount]=100",
+            AUTH,
+            400,
+            {"code": "parameter_missing", "param": "line_items[0][price_data][currency]"},
+        ),
+        ("POST", "/v1/refunds", "payment_intent=pi_none", AUTH, 404, {"param": "payment_intent"}),
+        ("POST", "/v1/accounts", "type=weird", AUTH, 400, {"code": "parameter_invalid", "param": "type"}),
+        (
+            "POST",
+            "/v1/transfers",
+            "amount=5&currency=usd&destination=acct_none",
+            AUTH,
+            404,
+            {"param": "destination"},
+        ),
+    ],
+)
+def test_the_fake_refuses_like_stripe(method, path, body, headers, status, error):
+    fake = StripeFake()
+
+    text, got, _ = fake.handle(method, f"https://api.stripe.com{path}", headers, body.encode())
+
+    assert got == status
+    assert error.items() <= json.loads(text)["error"].items()
+    assert fake.objects == {}
+
+
+def test_the_fake_balance_and_its_side_of_the_world_guard_their_inputs():
+    fake = StripeFake(balance={"usd": 700})
+    intent_id = "pi_1"
+    fake.objects[intent_id] = {"id": intent_id, "object": "payment_intent"}
+    fake.objects["tr_1"] = {"id": "tr_1", "object": "transfer", "amount": 500, "amount_reversed": 0}
+    fake.objects["re_1"] = {"id": "re_1", "object": "refund", "status": "failed"}
+
+    text, status, _ = fake.handle("GET", "https://api.stripe.com/v1/balance", AUTH, None)
+
+    assert (status, json.loads(text)["available"]) == (200, [{"amount": 700, "currency": "usd"}])
+    with pytest.raises(ValueError, match="unknown fault"):
+        fake.fail_next("gremlins")
+    with pytest.raises(ValueError, match="only a succeeded refund can fail"):
+        fake.refund_fail("re_1")
+    with pytest.raises(ValueError, match=r"can reverse 1\.\.500, not 600"):
+        fake.transfer_reverse("tr_1", 600)
+    assert fake.balance == {"usd": 700}
+
+
+def test_transfer_find_pages_through_every_transfer_to_the_destination(stripe_fake):
+    # given 102 transfers to one account (the one we look for is the oldest: on the second page)
+    # and one to another account naming the same payout
+    account = stripe_client.account_create(email="w@example.com", metadata={}, idempotency_key="a1")
+    other = stripe_client.account_create(email="x@example.com", metadata={}, idempotency_key="a2")
+    for acct in (account, other):
+        stripe_fake.onboarding_complete(acct["id"])
+    stripe_fake.balance["usd"] = 10_000
+
+    def send(destination: str, payout_id: int) -> dict:
+        return stripe_client.transfer_create(
+            amount_cents=1,
+            currency="USD",
+            destination=destination,
+            metadata={"payout_id": str(payout_id)},
+            idempotency_key=f"payout:{payout_id}:{destination}",
+        )
+
+    wanted = send(account["id"], 1)
+    for payout_id in range(2, 103):
+        send(account["id"], payout_id)
+    send(other["id"], 1)
+
+    # when we look for payout 1's transfer to the account, and for one never made
+    found = stripe_client.transfer_find(destination=account["id"], payout_id="1", created_gte=0)
+    missing = stripe_client.transfer_find(destination=account["id"], payout_id="999", created_gte=0)
+
+    # then the first is found past the first page of 100; the second is not there
+    assert found["id"] == wanted["id"]
+    assert missing is None
+    pages = [r for r in stripe_fake.requests if r[:2] == ("GET", "/v1/transfers")]
+    assert len(pages) == 4  # two pages per search
