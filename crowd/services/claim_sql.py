@@ -169,7 +169,9 @@ def claim(
         cursor.execute(CLAIM_SQL, params)
         rows = cursor.fetchall()
         if not rows:
-            cursor.execute(CLAIM_WAIT_SQL, params)
+            # Waiting claims must lock in one global order (ids up from the oldest free task), or
+            # two of them could each hold a row the other waits for: no random start here.
+            cursor.execute(CLAIM_WAIT_SQL, {**params, "window": 1})
             rows = cursor.fetchall()
         return rows
 
