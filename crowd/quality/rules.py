@@ -161,7 +161,11 @@ class RuleSerializer(serializers.Serializer):
 
     id = serializers.IntegerField(read_only=True)
     kind = serializers.ChoiceField(choices=RuleKind.choices)
-    params = serializers.JSONField()
+    params = serializers.JSONField(
+        help_text='By kind. gold_accuracy: window, then test "mean" (default: min_answers, threshold) or '
+        '"sequential" (bad, good, alpha, optional min_answers). majority_agreement: the same plus '
+        "min_votes. fast_responses: window, count, seconds. skips_in_row: count."
+    )
     action = ActionSerializer()
     is_active = serializers.BooleanField(default=True)
     created_at = serializers.DateTimeField(read_only=True)
