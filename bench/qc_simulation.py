@@ -73,36 +73,46 @@ IDLE_RETRIES = 3
 HONEST, SPAMMER, FAST = "honest", "spammer", "fast clicker"
 START = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 
-# The rule set under test (tuned on the crowd, never on the metrics' definitions).
-# - gold: below 50 % on the last (up to) 20 control answers, after at least 8. Conservative: an
-#   honest worker at 80 % trips it with ~1 % probability at 8 answers; a binary spammer at 50 %
-#   is caught about half the time, the rest are left to the agreement rule.
-# - agreement: below 60 % agreement with the other answers' majority (at least 2 others) over
-#   the last 40 regular tasks, after 15 compared. Regular work is 90 % of what a worker does, so
-#   this sees far more evidence than gold. With overlap 3 a split of the two others counts as
-#   agreement, so a binary spammer agrees ~62 % of the time and an honest worker at 80 % ~84 %.
-#   Tuning (seed 7): after 20 compared, one rte spammer was never judged (the rule looks only
-#   when the worker submits, and late in a batch few of their tasks have two other answers);
-#   65 % after 12 restricted 3 of 21 good sentiment workers.
+# The rule set under test. Gold and agreement use the sequential test (``RuleTest.SEQUENTIAL``):
+# restrict when the worker's answers are at least 1 / alpha = 100 times likelier from a random
+# clicker (accuracy ``bad`` = 1 / classes, chance level) than from a good worker (``good`` = 0.8,
+# the accuracy the target protects). By Ville's inequality a worker at 0.8 or better is then
+# restricted by each rule with probability at most 1 %, 2 % for the two together, however long
+# they work; a random clicker's likelihood ratio drifts up to the bar however unlucky the first
+# answers were. Nothing here depends on the dataset beyond its number of classes.
+# - gold: over the worker's last (up to) 100 control answers.
+# - agreement: over the worker's last (up to) 200 regular answers, on the tasks where the two or
+#   more other answers have one most common answer. Agreeing with a clear majority is the
+#   worker's accuracy when the majority is right (most of the time), so the same two levels
+#   apply; a worker at 0.8 agrees less often (majorities are sometimes wrong), which the 0.66 at
+#   which the test is indifferent leaves room for.
 # - fast: 5 of the last 10 answers under 2 s; honest workers are quick on ~3 % of answers.
 # All restrict from the project and reject the worker's answers still waiting for review.
-RULES: list[dict[str, Any]] = [
-    {
-        "kind": "gold_accuracy",
-        "params": {"window": 20, "min_answers": 8, "threshold": 0.5},
-        "action": {"scope": "project", "duration_hours": 72, "reject_pending": True},
-    },
-    {
-        "kind": "majority_agreement",
-        "params": {"window": 40, "min_answers": 15, "threshold": 0.6, "min_votes": 2},
-        "action": {"scope": "project", "duration_hours": 72, "reject_pending": True},
-    },
-    {
-        "kind": "fast_responses",
-        "params": {"window": 10, "count": 5, "seconds": 2.0},
-        "action": {"scope": "project", "duration_hours": 24, "reject_pending": True},
-    },
-]
+GOOD_ACCURACY = 0.8
+ALPHA = 0.01
+
+
+def rules_for(classes: list[str]) -> list[dict[str, Any]]:
+    sequential = {
+        "test": "sequential",
+        "bad": round(1 / len(classes), 4),
+        "good": GOOD_ACCURACY,
+        "alpha": ALPHA,
+    }
+    action = {"scope": "project", "duration_hours": 72, "reject_pending": True}
+    return [
+        {"kind": "gold_accuracy", "params": {"window": 100, **sequential}, "action": action},
+        {
+            "kind": "majority_agreement",
+            "params": {"window": 200, "min_votes": 2, **sequential},
+            "action": action,
+        },
+        {
+            "kind": "fast_responses",
+            "params": {"window": 10, "count": 5, "seconds": 2.0},
+            "action": {"scope": "project", "duration_hours": 24, "reject_pending": True},
+        },
+    ]
 
 
 # --- the crowd -----------------------------------------------------------------------------------
@@ -231,6 +241,8 @@ class Result:
     crowd: dict[str, int] = field(default_factory=dict)
     honest_good: int = 0
     honest_good_restricted: int = 0
+    answers_to_catch: list[int] = field(default_factory=list)  # spammers': answers before restriction
+    restricted_honest: list[float] = field(default_factory=list)  # restricted honest workers' accuracies
     simulated_minutes: float = 0.0
     wall_seconds: float = 0.0
 
@@ -450,7 +462,18 @@ def _measure(
             right += tie_rng.choice(sorted(a for a, n in counts.items() if n == top)) == truth
     result.mv_accuracy = right / len(regular)
     result.covered = len(votes) / len(regular)
-    restricted = set(Restriction.objects.filter(worker_id__in=kind_of).values_list("worker_id", flat=True))
+    first: dict[int, datetime] = {}
+    for worker_id, created_at in Restriction.objects.filter(worker_id__in=kind_of).values_list(
+        "worker_id", "created_at"
+    ):
+        first[worker_id] = min(created_at, first.get(worker_id, created_at))
+    restricted = set(first)
+    result.answers_to_catch = sorted(
+        Assignment.objects.filter(batch_id=batch_id, worker_id=w, submitted_at__lte=at).count()
+        for w, at in first.items()
+        if kind_of[w] == SPAMMER
+    )
+    result.restricted_honest = sorted(profiles[w].accuracy for w in restricted if kind_of[w] == HONEST)
     result.crowd = dict(Counter(kind_of.values()))
     result.restricted = dict(Counter(kind_of[w] for w in restricted))
     good = [w for w, p in profiles.items() if p.kind == HONEST and p.accuracy >= 0.8]
@@ -538,9 +561,15 @@ def main(argv: list[str] | None = None) -> int:
         "overlap": args.overlap,
         "seed": args.seed,
     }
-    with_qc = simulate(label="qc", rules=RULES, **common)
+    with_qc = simulate(label="qc", rules=rules_for(dataset.classes), **common)
     without = simulate(label="noqc", rules=[], **common)
     print(table(dataset.name, with_qc, without))
+    catch = with_qc.answers_to_catch
+    print(
+        f"with QC: spammers restricted after {', '.join(map(str, catch)) or '-'} answers"
+        f"{f' (median {catch[len(catch) // 2]})' if catch else ''}; restricted honest workers' accuracies "
+        f"{', '.join(f'{a:.2f}' for a in with_qc.restricted_honest) or '-'}"
+    )
     met = with_qc.bad_share <= 0.03 and with_qc.wrongly_restricted <= 0.02
     print(f"targets {'met' if met else 'NOT met'}", flush=True)
     return 0

@@ -13,13 +13,14 @@ second sees the restriction the first created, so a rule never restricts twice.
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, TextChoices
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from rest_framework import serializers
@@ -39,17 +40,82 @@ class _Window(serializers.Serializer):
     window = serializers.IntegerField(min_value=1, max_value=MAX_WINDOW)
 
 
+class RuleTest(TextChoices):
+    """How ``gold_accuracy`` and ``majority_agreement`` decide that a worker is below the bar.
+
+    Kept here rather than in ``crowd/enums.py``: it is a value inside ``QualityRule.params``
+    (JSON, validated by this module), not a model field's choices.
+
+    mean        the share right over the window is < ``threshold`` after ≥ ``min_answers``
+    sequential  Wald's sequential probability ratio test: the window's answers are ≥ ``1 / alpha``
+                times likelier from a worker at accuracy ``bad`` than from one at ``good``; a
+                worker at ``good`` or better is restricted with probability ≤ ``alpha``
+    """
+
+    MEAN = "mean"
+    SEQUENTIAL = "sequential"
+
+
+MEAN_ONLY = ("threshold",)
+SEQUENTIAL_ONLY = ("bad", "good", "alpha")
+
+
 class GoldAccuracyParams(_Window):
-    min_answers = serializers.IntegerField(min_value=1, max_value=MAX_WINDOW)
-    threshold = serializers.FloatField(min_value=0.0, max_value=1.0)
+    """Gold: ``window`` and ``min_answers`` count control answers. The mean test (the default)
+    thresholds the share right; the sequential one weighs the evidence (``RuleTest``), so a good
+    worker's early misses do not restrict them and a random clicker's early luck does not save them.
+    """
+
+    test = serializers.ChoiceField(choices=RuleTest.choices, default=RuleTest.MEAN)
+    min_answers = serializers.IntegerField(
+        min_value=1, max_value=MAX_WINDOW, required=False, help_text="Required by the mean test."
+    )
+    threshold = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
+    bad = serializers.FloatField(
+        min_value=0.01,
+        max_value=0.99,
+        required=False,
+        help_text="Sequential: the accuracy of a worker to restrict, e.g. chance level (1 / classes).",
+    )
+    good = serializers.FloatField(
+        min_value=0.01,
+        max_value=0.99,
+        required=False,
+        help_text="Sequential: the accuracy of a worker to keep.",
+    )
+    alpha = serializers.FloatField(
+        min_value=0.0001,
+        max_value=0.5,
+        required=False,
+        help_text="Sequential: the most often a worker at ``good`` or better is restricted, over all their "
+        "answers in the window.",
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        sequential = attrs["test"] == RuleTest.SEQUENTIAL
+        required, refused = (
+            (SEQUENTIAL_ONLY, MEAN_ONLY) if sequential else (("min_answers", *MEAN_ONLY), SEQUENTIAL_ONLY)
+        )
+        errors = {name: ["Required by this test."] for name in required if name not in attrs}
+        errors |= {
+            name: [f"Not a parameter of the {attrs['test']} test."] for name in refused if name in attrs
+        }
+        if errors:
+            raise serializers.ValidationError(errors)
+        attrs.setdefault("min_answers", 1)
         if attrs["min_answers"] > attrs["window"]:
             raise serializers.ValidationError({"min_answers": ["Cannot exceed the window."]})
+        if sequential and attrs["bad"] >= attrs["good"]:
+            raise serializers.ValidationError({"bad": ["Must be below good."]})
         return attrs
 
 
 class MajorityAgreementParams(GoldAccuracyParams):
+    """Agreement: ``window`` counts the worker's regular answers, ``min_answers`` the tasks compared
+    (at least ``min_votes`` other answers). The sequential test compares only tasks whose other
+    answers have one most common answer: there, agreeing is about as likely as being right.
+    """
+
     min_votes = serializers.IntegerField(
         min_value=1, max_value=100, default=2, help_text="Other answers a task needs to have a majority."
     )
@@ -95,7 +161,11 @@ class RuleSerializer(serializers.Serializer):
 
     id = serializers.IntegerField(read_only=True)
     kind = serializers.ChoiceField(choices=RuleKind.choices)
-    params = serializers.JSONField()
+    params = serializers.JSONField(
+        help_text='By kind. gold_accuracy: window, then test "mean" (default: min_answers, threshold) or '
+        '"sequential" (bad, good, alpha, optional min_answers). majority_agreement: the same plus '
+        "min_votes. fast_responses: window, count, seconds. skips_in_row: count."
+    )
     action = ActionSerializer()
     is_active = serializers.BooleanField(default=True)
     created_at = serializers.DateTimeField(read_only=True)
@@ -136,6 +206,38 @@ def _mine(worker_id: int, batch_id: int, since: datetime | None) -> Any:
     return qs.filter(claimed_at__gt=since) if since else qs
 
 
+def _log_likelihood_ratio(p: dict[str, Any], right: int, total: int) -> float:
+    """log P(outcomes | accuracy ``bad``) / P(outcomes | accuracy ``good``) for independent answers."""
+    return right * math.log(p["bad"] / p["good"]) + (total - right) * math.log(
+        (1 - p["bad"]) / (1 - p["good"])
+    )
+
+
+def _below_bar(p: dict[str, Any], right: int, total: int) -> bool:
+    """Whether ``right`` of ``total`` is below the rule's bar under its test.
+
+    Sequential: the likelihood ratio of ``bad`` to ``good`` is, for a worker whose accuracy is
+    ``good`` or better, a nonnegative supermartingale starting at 1, so by Ville's inequality it
+    ever reaches ``1 / alpha`` with probability at most ``alpha``, however many answers the worker
+    gives and however often the rule looks (exact while the window holds all of them). A worker
+    at ``bad`` drifts up to it, in about ``log(1 / alpha) / KL(bad, good)`` answers on average.
+    """
+    if total < p["min_answers"]:
+        return False
+    if p.get("test") == RuleTest.SEQUENTIAL:
+        return _log_likelihood_ratio(p, right, total) >= math.log(1 / p["alpha"])
+    return right / total < p["threshold"]
+
+
+def _bar(p: dict[str, Any]) -> str:
+    if p.get("test") == RuleTest.SEQUENTIAL:
+        return (
+            f"at least {1 / p['alpha']:.0f} times likelier from a worker at {p['bad']:.0%} "
+            f"than at the required {p['good']:.0%}"
+        )
+    return f"below the required {p['threshold']:.0%}"
+
+
 def _gold_accuracy(p: dict[str, Any], worker_id: int, batch_id: int, since: datetime | None) -> Firing | None:
     scored = list(
         _mine(worker_id, batch_id, since)
@@ -143,13 +245,11 @@ def _gold_accuracy(p: dict[str, Any], worker_id: int, batch_id: int, since: date
         .order_by("-submitted_at", "-id")
         .values_list("gold_correct", flat=True)[: p["window"]]
     )
-    if len(scored) < p["min_answers"]:
-        return None
-    accuracy = sum(scored) / len(scored)
-    if accuracy < p["threshold"]:
+    right = sum(scored)
+    if _below_bar(p, right, len(scored)):
         return Firing(
-            f"Accuracy on control tasks {accuracy:.0%} is below the required {p['threshold']:.0%} "
-            f"(last {len(scored)} control answers)."
+            f"Accuracy on control tasks {right / len(scored):.0%} ({right} of your last {len(scored)} "
+            f"control answers) is {_bar(p)}."
         )
     return None
 
@@ -211,18 +311,24 @@ def _majority_agreement(
         .values_list("task_id", "answer")
     ):
         others.setdefault(task_id, Counter())[_key(answer)] += 1
+    strict = p.get("test") == RuleTest.SEQUENTIAL
     compared = agreed = 0
     for task_id, answer in mine:
         votes = others.get(task_id)
         if not votes or sum(votes.values()) < p["min_votes"]:
             continue
-        top = max(votes.values())
+        ranked = votes.most_common(2)
+        # A tie among the others says nothing about this answer: the mean test counts it as
+        # agreement (as it always has); the sequential test, which needs the chance of agreeing
+        # to be the worker's accuracy against a clear majority, leaves it out.
+        if strict and len(ranked) == 2 and ranked[0][1] == ranked[1][1]:
+            continue
         compared += 1
-        agreed += votes.get(_key(answer), 0) == top
-    if compared >= p["min_answers"] and agreed / compared < p["threshold"]:
+        agreed += votes.get(_key(answer), 0) == ranked[0][1]
+    if compared and _below_bar(p, agreed, compared):
         return Firing(
             f"Your answers agreed with the majority on {agreed / compared:.0%} of {compared} tasks, "
-            f"below the required {p['threshold']:.0%}."
+            f"{_bar(p)}."
         )
     return None
 

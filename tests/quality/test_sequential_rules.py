@@ -1,0 +1,264 @@
+"""The sequential test of the gold-accuracy and majority-agreement rules (``RuleTest.SEQUENTIAL``)."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+import pytest
+from django.db.models import F
+from django.utils import timezone
+
+from crowd.enums import AssignmentStatus
+from crowd.models import Assignment, QualityRule, Restriction
+from crowd.quality.rules import RuleSerializer, _below_bar, rules_evaluate
+from marketplace.models import Task
+from tests.factories import AssignmentFactory, TaskFactory, WorkerFactory, open_batch
+
+SEQUENTIAL = {"test": "sequential", "bad": 0.5, "good": 0.8, "alpha": 0.01}
+ACTION = {"scope": "project", "duration_hours": 72, "reject_pending": True}
+
+
+def _answer(batch, worker, *, task=None, answer="cat", gold_correct=None, at=0):
+    """A submitted answer of ``worker``, ``at`` seconds into the batch (order of submission)."""
+    task = task or TaskFactory(batch=batch, gold_answer="cat" if gold_correct is not None else None)
+    now = timezone.now() - timedelta(hours=1) + timedelta(seconds=at)
+    if not task.is_gold:  # the counters the claim and submit keep, which a rejection gives back
+        Task.objects.filter(pk=task.pk).update(
+            slots_taken=F("slots_taken") + 1, answers_count=F("answers_count") + 1
+        )
+    return AssignmentFactory(
+        task=task,
+        worker=worker,
+        status=AssignmentStatus.SUBMITTED,
+        answer=answer,
+        gold_correct=gold_correct,
+        claimed_at=now - timedelta(seconds=5),
+        submitted_at=now,
+    )
+
+
+def _rule(batch, kind, **params):
+    return QualityRule.objects.create(batch=batch, kind=kind, params=params, action=ACTION)
+
+
+# --- validation ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("params", "errors"),
+    [
+        (
+            {"window": 50, "test": "sequential", "bad": 0.5, "good": 0.8},
+            {"alpha": ["Required by this test."]},
+        ),
+        ({"window": 50, **SEQUENTIAL, "bad": 0.8}, {"bad": ["Must be below good."]}),
+        (
+            {"window": 50, **SEQUENTIAL, "threshold": 0.5},
+            {"threshold": ["Not a parameter of the sequential test."]},
+        ),
+        (
+            {"window": 50, "min_answers": 5, "threshold": 0.5, "alpha": 0.01},
+            {"alpha": ["Not a parameter of the mean test."]},
+        ),
+        ({"window": 50, "threshold": 0.5}, {"min_answers": ["Required by this test."]}),
+        (
+            {"window": 50, **SEQUENTIAL, "alpha": 0.6},
+            {"alpha": ["Ensure this value is less than or equal to 0.5."]},
+        ),
+        (
+            {"window": 50, **SEQUENTIAL, "good": 1.0},
+            {"good": ["Ensure this value is less than or equal to 0.99."]},
+        ),
+        ({"window": 5, **SEQUENTIAL, "min_answers": 6}, {"min_answers": ["Cannot exceed the window."]}),
+        ({"window": 50, **SEQUENTIAL, "test": "bayes"}, {"test": ['"bayes" is not a valid choice.']}),
+    ],
+)
+def test_invalid_sequential_params_are_refused(params, errors):
+    for kind in ("gold_accuracy", "majority_agreement"):
+        serializer = RuleSerializer(data={"kind": kind, "params": params, "action": ACTION})
+        assert not serializer.is_valid()
+        assert {k: [str(m) for m in v] for k, v in serializer.errors["params"].items()} == errors
+
+
+@pytest.mark.django_db
+def test_sequential_rule_through_the_api_is_stored_with_its_defaults(requester, requester_client):
+    # given a requester's batch
+    batch = open_batch(project__requester=requester, regular=1)
+    rule = {"kind": "majority_agreement", "params": {"window": 200, **SEQUENTIAL}, "action": ACTION}
+
+    # when they add a sequential agreement rule and a mean gold rule
+    created = requester_client.post(f"/api/v1/batches/{batch.pk}/rules", rule, format="json")
+    mean = requester_client.post(
+        f"/api/v1/batches/{batch.pk}/rules",
+        {
+            "kind": "gold_accuracy",
+            "params": {"window": 20, "min_answers": 8, "threshold": 0.5},
+            "action": ACTION,
+        },
+        format="json",
+    )
+
+    # then both are stored with the defaults spelled out
+    assert created.status_code == 201 and mean.status_code == 201
+    body = created.json()
+    assert body == {
+        "id": body["id"],
+        "kind": "majority_agreement",
+        "params": {"window": 200, **SEQUENTIAL, "min_answers": 1, "min_votes": 2},
+        "action": ACTION,
+        "is_active": True,
+        "created_at": body["created_at"],
+    }
+    assert mean.json()["params"] == {"window": 20, "test": "mean", "min_answers": 8, "threshold": 0.5}
+    assert list(QualityRule.objects.filter(batch=batch).values_list("params", flat=True)) == [
+        body["params"],
+        mean.json()["params"],
+    ]
+
+
+@pytest.mark.django_db
+def test_invalid_sequential_rule_is_400_and_not_stored(requester, requester_client):
+    batch = open_batch(project__requester=requester, regular=1)
+    rule = {"kind": "gold_accuracy", "params": {"window": 50, **SEQUENTIAL, "good": 0.4}, "action": ACTION}
+    response = requester_client.post(f"/api/v1/batches/{batch.pk}/rules", rule, format="json")
+    assert response.status_code == 400
+    assert response.json()["detail"]["params"] == {"bad": ["Must be below good."]}
+    assert not QualityRule.objects.exists()
+
+
+# --- the test itself, without a database ---------------------------------------------------------
+
+
+def test_sequential_boundary_at_alpha_one_percent():
+    # log(100) = 4.61; each wrong answer adds log(0.5 / 0.2) = 0.92, each right one log(0.5 / 0.8) = -0.47
+    p = {**SEQUENTIAL, "window": 100, "min_answers": 1}
+    assert not _below_bar(p, 0, 5)  # 4.58
+    assert _below_bar(p, 0, 6)  # 5.50
+    assert _below_bar(p, 1, 7)  # 5.03
+    assert not _below_bar(p, 3, 8)  # 3.17: 38 % right is not yet enough evidence
+    assert not _below_bar({**p, "min_answers": 10}, 0, 9)
+
+
+def test_a_good_worker_is_rarely_restricted_and_a_random_one_always():
+    # given 2,000 workers at the protected accuracy and 2,000 answering at random, 200 answers each,
+    # the rule looking after every answer
+    p = {**SEQUENTIAL, "alpha": 0.05, "window": 1000, "min_answers": 1}
+    rng = random.Random(5)
+
+    def ever_restricted(accuracy: float) -> bool:
+        right = 0
+        for n in range(1, 201):
+            right += rng.random() < accuracy
+            if _below_bar(p, right, n):
+                return True
+        return False
+
+    # then at most alpha of the good ones were ever restricted, and nearly every random one was
+    good = sum(ever_restricted(0.8) for _ in range(2000)) / 2000
+    spam = sum(ever_restricted(0.5) for _ in range(2000)) / 2000
+    assert good <= 0.05
+    assert spam >= 0.99
+
+
+# --- evaluation ----------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_gold_sequential_waits_for_evidence_then_restricts_and_rejects_pending():
+    # given a batch with the sequential gold rule and a worker with 5 wrong control answers
+    batch = open_batch()
+    rule = _rule(batch, "gold_accuracy", window=100, min_answers=1, **SEQUENTIAL)
+    worker = WorkerFactory()
+    pending = _answer(batch, worker, at=0)
+    for i in range(5):
+        _answer(batch, worker, gold_correct=False, answer="dog", at=i + 1)
+
+    # when the rules look: 5 misses are 97 times likelier from a random worker, not yet 100
+    assert rules_evaluate(worker_id=worker.pk, batch_id=batch.pk) == []
+
+    # when a sixth miss comes in
+    _answer(batch, worker, gold_correct=False, answer="dog", at=6)
+    (restriction,) = rules_evaluate(worker_id=worker.pk, batch_id=batch.pk)
+
+    # then one restriction, its reason, and the pending answers rejected
+    assert (restriction.rule_id, restriction.scope, restriction.project_id) == (
+        rule.pk,
+        "project",
+        batch.project_id,
+    )
+    assert restriction.reason == (
+        "Accuracy on control tasks 0% (0 of your last 6 control answers) is at least 100 times likelier "
+        "from a worker at 50% than at the required 80%."
+    )
+    assert set(Assignment.objects.filter(worker=worker).values_list("status", flat=True)) == {"rejected"}
+    assert Assignment.objects.get(pk=pending.pk).status == "rejected"
+    assert rules_evaluate(worker_id=worker.pk, batch_id=batch.pk) == []
+    assert Restriction.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_gold_sequential_spares_early_misses_the_mean_test_would_punish():
+    # given a good worker who missed 4 of their first 8 control answers
+    batch = open_batch()
+    _rule(batch, "gold_accuracy", window=100, min_answers=1, **SEQUENTIAL)
+    worker = WorkerFactory()
+    for i in range(8):
+        _answer(batch, worker, gold_correct=i % 2 == 0, at=i)
+
+    # when the rules look
+    created = rules_evaluate(worker_id=worker.pk, batch_id=batch.pk)
+
+    # then 50 % of 8 is not evidence enough (a mean rule "< 60 % after 8" would restrict)
+    assert created == []
+    assert not Restriction.objects.exists()
+
+
+@pytest.mark.django_db
+def test_agreement_sequential_counts_only_clear_majorities():
+    # given tasks each answered "cat" by two other workers, and tasks where the others split
+    batch = open_batch()
+    _rule(batch, "majority_agreement", window=200, min_answers=1, min_votes=2, **SEQUENTIAL)
+    worker, first, second = WorkerFactory(), WorkerFactory(), WorkerFactory()
+    clear = [TaskFactory(batch=batch) for _ in range(6)]
+    split = [TaskFactory(batch=batch) for _ in range(10)]
+    for task in clear:
+        _answer(batch, first, task=task, answer="cat")
+        _answer(batch, second, task=task, answer="cat")
+    for task in split:
+        _answer(batch, first, task=task, answer="cat")
+        _answer(batch, second, task=task, answer="other")
+
+    # when the worker answers "dog" on every split task and on 5 clear ones
+    for i, task in enumerate(split + clear[:5]):
+        _answer(batch, worker, task=task, answer="dog", at=100 + i)
+
+    # then the splits do not count: 5 disagreements are not yet enough
+    assert rules_evaluate(worker_id=worker.pk, batch_id=batch.pk) == []
+
+    # when the sixth clear task gets a "dog" too
+    _answer(batch, worker, task=clear[5], answer="dog", at=200)
+    (restriction,) = rules_evaluate(worker_id=worker.pk, batch_id=batch.pk)
+
+    # then
+    assert restriction.reason == (
+        "Your answers agreed with the majority on 0% of 6 tasks, at least 100 times likelier from a worker "
+        "at 50% than at the required 80%."
+    )
+    assert list(Restriction.objects.values_list("worker_id", flat=True)) == [worker.pk]
+
+
+@pytest.mark.django_db
+def test_agreement_mean_test_still_counts_a_split_as_agreement():
+    # given the existing mean test over the same kind of split tasks
+    batch = open_batch()
+    _rule(batch, "majority_agreement", window=20, min_answers=3, threshold=0.5, min_votes=2)
+    worker, first, second = WorkerFactory(), WorkerFactory(), WorkerFactory()
+    for i in range(3):
+        task = TaskFactory(batch=batch)
+        _answer(batch, first, task=task, answer="cat")
+        _answer(batch, second, task=task, answer="other")
+        _answer(batch, worker, task=task, answer="cat", at=10 + i)
+
+    # when the rules look, then agreeing with one side of a split is agreement
+    assert rules_evaluate(worker_id=worker.pk, batch_id=batch.pk) == []
