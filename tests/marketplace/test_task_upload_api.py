@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
@@ -542,9 +541,7 @@ def test_big_upload_of_100k_rows_in_one_request(batch, requester_client):
     )
 
     # when
-    started = time.monotonic()
     response = _upload(requester_client, batch, body, content_type=NDJSON)
-    elapsed = time.monotonic() - started
 
     # then
     assert response.status_code == 201
@@ -555,4 +552,3 @@ def test_big_upload_of_100k_rows_in_one_request(batch, requester_client):
     assert tasks.order_by("-id").values_list("input", flat=True).first() == {
         "text": f"row {BIG_UPLOAD_ROWS - 1}"
     }
-    assert elapsed < 40, f"100k-row upload took {elapsed:.1f}s"
