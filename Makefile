@@ -32,4 +32,5 @@ lint:
 	$(PY) -m ruff format --check .
 
 bench:  ## claim/submit throughput against gunicorn + PostgreSQL (see docs/BENCHMARKS.md)
-	$(PY) bench/claim_submit.py --workers 64 --tasks 100000
+	$(PY) bench/claim_submit.py --workers 64 --tasks 100000 --rate 150 --seconds 20
+	$(PY) bench/claim_submit.py --workers 64 --tasks 100000 --seconds 20
