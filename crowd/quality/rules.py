@@ -345,6 +345,28 @@ def batch_has_rules(batch_id: int) -> bool:
     return QualityRule.objects.filter(batch_id=batch_id, is_active=True).exists()
 
 
+def rules_evaluate_task_peers(*, task_id: int, batch_id: int, worker_id: int) -> None:
+    """Judge the other answerers of a task that has just got its answers (after that submit).
+
+    The majority-agreement rule can only compare an answer once the task's other answers are in;
+    evaluated only at each worker's own submit, a fast worker who answers tasks first would meet
+    few comparisons, and with claims spread over a batch many tasks fill up long after. So when a
+    task reaches its overlap, every earlier answerer's rules are evaluated again (idempotent), as
+    Toloka's majority-vote control runs when a task is complete.
+    """
+    kinds = QualityRule.objects.filter(batch_id=batch_id, is_active=True, kind=RuleKind.MAJORITY_AGREEMENT)
+    if not kinds.exists():
+        return
+    peers = (
+        Assignment.objects.filter(task_id=task_id, status__in=ANSWERED)
+        .exclude(worker_id=worker_id)
+        .values_list("worker_id", flat=True)
+        .distinct()
+    )
+    for peer in sorted(peers):
+        rules_evaluate(worker_id=peer, batch_id=batch_id)
+
+
 def rules_evaluate(*, worker_id: int, batch_id: int, now: datetime | None = None) -> list[Restriction]:
     """Evaluate the batch's active rules for one worker; returns the restrictions created.
 

@@ -21,7 +21,7 @@ from ..models import Assignment, QualityRule, Worker
 from ..quality.events import EVENT_COLUMNS, events_add
 from ..quality.reliability import reliability_bump
 from ..quality.review import assignment_accept_if_submitted, verdict_apply
-from ..quality.rules import rules_evaluate
+from ..quality.rules import rules_evaluate, rules_evaluate_task_peers
 from ..quality.scoring import gold_score
 from ..quality.training import training_finish_if_done
 from .leases import slots_return
@@ -230,6 +230,8 @@ def _submit_fast(
         answers=answers, overlap=overlap, min_overlap=min_overlap
     ):
         consensus.after_submit(task_id=task_id)
+        if has_rules:
+            rules_evaluate_task_peers(task_id=task_id, batch_id=batch_id, worker_id=worker.pk)
     return done
 
 
@@ -347,6 +349,10 @@ def _submit_locked(
     _after_submit(assignment, review_mode=batch.review_mode, has_rules=assignment.has_rules)
     if update_consensus:
         consensus.after_submit(task_id=assignment.task_id)
+        if assignment.has_rules:
+            rules_evaluate_task_peers(
+                task_id=assignment.task_id, batch_id=assignment.batch_id, worker_id=worker.pk
+            )
     return assignment
 
 

@@ -13,6 +13,7 @@ from crowd.enums import AssignmentStatus
 from crowd.models import Assignment, QualityRule, Restriction
 from crowd.quality.rules import RuleSerializer, _below_bar, rules_evaluate
 from marketplace.models import Task
+from tests.consensus.builders import answer_all
 from tests.factories import AssignmentFactory, TaskFactory, WorkerFactory, open_batch
 
 SEQUENTIAL = {"test": "sequential", "bad": 0.5, "good": 0.8, "alpha": 0.01}
@@ -262,3 +263,26 @@ def test_agreement_mean_test_still_counts_a_split_as_agreement():
 
     # when the rules look, then agreeing with one side of a split is agreement
     assert rules_evaluate(worker_id=worker.pk, batch_id=batch.pk) == []
+
+
+@pytest.mark.django_db
+def test_a_worker_who_answers_first_is_judged_when_the_others_answer():
+    """At the spammer's own submits nobody else had answered those tasks yet; the agreement rule
+    judges them when the tasks get their last answers, without another submit of theirs."""
+    # given: a spammer answers every task first, then two careful workers answer the same tasks
+    batch = open_batch(regular=10, overlap=3, max_claims_per_request=10)
+    _rule(batch, "majority_agreement", window=50, min_votes=2, min_answers=1, **SEQUENTIAL)
+    spammer = answer_all(batch, "dog")
+    assert not Restriction.objects.filter(worker=spammer).exists()  # nothing to compare with yet
+
+    # when
+    careful = [answer_all(batch, "cat"), answer_all(batch, "cat")]
+
+    # then: the spammer is restricted by the rule and their answers rejected; the others are not
+    (restriction,) = Restriction.objects.filter(worker=spammer)
+    assert restriction.rule.kind == "majority_agreement"
+    assert set(Assignment.objects.filter(worker=spammer).values_list("status", flat=True)) == {
+        AssignmentStatus.REJECTED
+    }
+    assert not Restriction.objects.filter(worker__in=careful).exists()
+    assert set(Task.objects.filter(batch=batch).values_list("answers_count", "slots_taken")) == {(2, 2)}
