@@ -83,6 +83,11 @@ def test_services_refuse_bad_input_and_move_nothing(requester, worker, stripe_fa
     assert err.value.status_code == 400
     assert list(err.value.detail) == [field]
     assert balances() == before
+    assert before == {
+        "platform:stripe_clearing": -10_000,
+        f"requester:{requester.pk}:available": 5000,
+        f"worker:{worker.pk}:available": 5000,
+    }
     assert FundingIntent.objects.count() == 0
     assert stripe_fake.requests == []
 
