@@ -54,6 +54,20 @@ def money_rows(requester, requester_client, worker, worker_client, stripe_fake):
     requester_freeze(requester_id=requester.pk, reason="chargeback dp_1 (fraudulent)")
 
 
+def _money_rows_balances(requester, worker) -> dict[str, int]:
+    """Every balance ``money_rows`` leaves: 3000 funded less a pending 500 refund and a 200 bonus
+    plus its 20 fee; 1000 earned by the worker, 600 of it on its way out."""
+    return {
+        "platform:stripe_clearing": -3000 - 1000,
+        f"requester:{requester.pk}:available": 3000 - 500 - 200 - 20,
+        "platform:refunds": 500,
+        f"worker:{worker.pk}:pending": 200,
+        "platform:fee_revenue": 20,
+        f"worker:{worker.pk}:available": 1000 - 600,
+        "platform:payouts_in_transit": 600,
+    }
+
+
 @pytest.mark.parametrize(
     ("model", "title"),
     [
@@ -67,7 +81,7 @@ def money_rows(requester, requester_client, worker, worker_client, stripe_fake):
         (Payout, str),
     ],
 )
-def test_each_money_row_shows_read_only_under_its_name(staff, money_rows, model, title):
+def test_each_money_row_shows_read_only_under_its_name(staff, money_rows, requester, worker, model, title):
     # given one row of the model
     row = model.objects.order_by("id").first()
     url = f"/admin/payments/{model._meta.model_name}/{row.pk}/change/"
@@ -83,17 +97,22 @@ def test_each_money_row_shows_read_only_under_its_name(staff, money_rows, model,
     for money_field in ("amount_cents", "balance_cents", "fee_cents", "status"):
         assert f'name="{money_field}"' not in page
     assert balances() == before
+    assert before == _money_rows_balances(requester, worker)
 
 
-def test_a_ledger_transaction_shows_its_entries_and_takes_no_new_ones(staff, money_rows):
+def test_a_ledger_transaction_shows_its_entries_and_takes_no_new_ones(staff, money_rows, requester, worker):
+    # given the bonus's posting
     posted = LedgerTransaction.objects.get(kind="bonus")
 
+    # when an admin opens it
     page = staff.get(f"/admin/payments/ledgertransaction/{posted.pk}/change/").content.decode()
 
+    # then both entries show, none can be added, and nothing moved
     entries = list(LedgerEntry.objects.filter(transaction=posted))
     assert [e.amount_cents for e in entries] == [200, 20]
     assert '<input type="hidden" name="entries-TOTAL_FORMS" value="2"' in page  # both, no blank form
     assert '<input type="hidden" name="entries-MAX_NUM_FORMS" value="0"' in page  # none can be added
+    assert balances() == _money_rows_balances(requester, worker)
 
 
 def test_admin_retry_pays_unfinished_payouts_once_and_skips_final_ones(

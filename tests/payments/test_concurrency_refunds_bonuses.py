@@ -17,7 +17,7 @@ from payments.services.ledger import ledger_reconcile
 from payments.services.refunds import refund_request
 from tests.concurrency.conftest import run_threads
 from tests.factories import RequesterFactory, WorkerFactory
-from tests.payments.factories import balance, fund_requester
+from tests.payments.factories import balance, balances, fund_requester
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -36,6 +36,7 @@ def _paid_funding(requester, amount: int, n: int) -> FundingIntent:
 
 
 def test_parallel_refunds_and_bonuses_never_overdraw_or_over_refund():
+    # given a requester with two card payments, 1000 and 1500
     requester, worker = RequesterFactory(), WorkerFactory()
     fundings = [_paid_funding(requester, 1000, 1), _paid_funding(requester, 1500, 2)]
     refused: list[str] = []
@@ -64,9 +65,11 @@ def test_parallel_refunds_and_bonuses_never_overdraw_or_over_refund():
 
         return run
 
+    # when 10 refund requests of 700 (5 keys) race 6 bonuses of 100 (3 keys)
     with mock.patch("payments.services.refunds._enqueue"):
         failures = run_threads([refund(i) for i in range(10)] + [bonus(i) for i in range(6)])
 
+    # then nothing is overdrawn or over-refunded, each key acted once, and nothing else moved
     assert failures == []
     refunded = Refund.objects.aggregate(total=Sum("amount_cents"))["total"] or 0
     keys = set(Refund.objects.values_list("client_key", flat=True))
@@ -81,4 +84,13 @@ def test_parallel_refunds_and_bonuses_never_overdraw_or_over_refund():
         mine = Refund.objects.filter(funding=funding).aggregate(total=Sum("amount_cents"))["total"] or 0
         assert funding.refunded_cents == mine <= funding.amount_cents
     assert balance(OwnerKind.WORKER, worker.pk, AccountKind.PENDING) == 100 * bonuses
+    # how many won the race varies; the balances must follow exactly from the ones that did
+    expected = {
+        "platform:stripe_clearing": -2500,
+        f"requester:{requester.pk}:available": 2500 - refunded - bonuses * 110,
+        "platform:refunds": refunded,  # reserved for Stripe: the refund task is not run here
+        f"worker:{worker.pk}:pending": 100 * bonuses,
+        "platform:fee_revenue": 10 * bonuses,
+    }
+    assert balances() == {name: cents for name, cents in expected.items() if cents != 0}
     assert ledger_reconcile() == []

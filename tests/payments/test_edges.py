@@ -83,6 +83,11 @@ def test_services_refuse_bad_input_and_move_nothing(requester, worker, stripe_fa
     assert err.value.status_code == 400
     assert list(err.value.detail) == [field]
     assert balances() == before
+    assert before == {
+        "platform:stripe_clearing": -10_000,
+        f"requester:{requester.pk}:available": 5000,
+        f"worker:{worker.pk}:available": 5000,
+    }
     assert FundingIntent.objects.count() == 0
     assert stripe_fake.requests == []
 
@@ -338,10 +343,12 @@ def test_a_payout_key_reused_for_another_amount_is_409_and_changes_nothing(
 
 
 def test_an_idempotency_key_longer_than_200_characters_is_400(requester_client, requester, stripe_fake):
+    # when a top-up is asked with a 201-character key
     response = requester_client.post(
         "/api/v1/funding", {"amount_cents": 1000}, format="json", HTTP_IDEMPOTENCY_KEY="k" * 201
     )
 
+    # then a 400, and nothing created or moved
     assert response.status_code == 400
     assert response.json() == {
         "code": "invalid",
@@ -350,19 +357,24 @@ def test_an_idempotency_key_longer_than_200_characters_is_400(requester_client, 
     }
     assert FundingIntent.objects.count() == 0
     assert stripe_fake.requests == []
+    assert balances() == {}
 
 
 def test_balance_endpoint_for_a_worker_only_user(worker, worker_client):
+    # given a worker with 321 available
     fund_worker(worker.pk, 321)
 
+    # when they read their balance
     response = worker_client.get("/api/v1/balance")
 
+    # then only the worker side shows, and reading moved nothing
     assert response.status_code == 200
     assert response.json() == {
         "currency": "USD",
         "requester": None,
         "worker": {"available_cents": 321, "pending_cents": 0},
     }
+    assert balances() == {"platform:stripe_clearing": -321, f"worker:{worker.pk}:available": 321}
 
 
 @override_settings(PLATFORM_FEE_BPS=1000)
@@ -410,17 +422,22 @@ def test_the_hold_sweep_task_leaves_fresh_earnings_pending(requester, worker):
 
 
 def test_the_reconcile_task_logs_each_mismatch_and_raises(requester, caplog):
+    # given a balanced ledger whose requester balance is then edited behind it, 900 to 1000
     fund_requester(requester.pk, 900)
     assert ledger_reconcile_task.delay().get() == 0  # balanced
+    assert balances() == {"platform:stripe_clearing": -900, f"requester:{requester.pk}:available": 900}
     Account.objects.filter(owner_id=requester.pk, kind=AccountKind.AVAILABLE).update(balance_cents=1000)
 
+    # when the beat task runs
     with caplog.at_level(logging.ERROR, logger="payments.tasks"), pytest.raises(LedgerImbalance):
         ledger_reconcile_task.delay()
 
+    # then it logs each mismatch and raises, and "repairs" no balance
     assert [r.getMessage() for r in caplog.records if r.name == "payments.tasks"] == [
         f"ledger mismatch: {line}" for line in ledger_reconcile()
     ]
     assert len(ledger_reconcile()) == 2
+    assert balances() == {"platform:stripe_clearing": -900, f"requester:{requester.pk}:available": 1000}
 
 
 # --- webhooks that are not for us, not paid yet, or early -------------------------------------------
@@ -518,8 +535,10 @@ def test_a_processed_event_run_again_returns_its_first_outcome(requester, reques
 
 
 def test_a_signed_body_that_is_not_json_is_refused_and_nothing_is_stored(anon):
+    # given a correctly signed body that is not JSON
     body = "not json at all"
 
+    # when it is posted to the webhook
     response = anon.post(
         "/api/v1/stripe/webhook",
         data=body,
@@ -527,9 +546,11 @@ def test_a_signed_body_that_is_not_json_is_refused_and_nothing_is_stored(anon):
         HTTP_STRIPE_SIGNATURE=stripe_client.webhook_sign(body),
     )
 
+    # then a 400, and nothing stored or moved
     assert response.status_code == 400
     assert response.json()["code"] == "invalid_signature"
     assert StripeEvent.objects.count() == 0
+    assert balances() == {}
 
 
 def test_a_refund_whose_task_cannot_be_queued_waits_reserved_for_the_sweep(

@@ -56,7 +56,10 @@ def test_funding_creates_a_checkout_session_keyed_by_the_intent(requester, reque
 def test_a_retried_funding_request_returns_the_same_intent_and_session(
     requester, requester_client, stripe_fake
 ):
+    # given Stripe unreachable for the first request
     stripe_fake.fail_next("timeout", times=3)  # beyond the SDK's 2 retries
+
+    # when one top-up is retried with its key, then the key is reused for another amount
     failed = requester_client.post(
         "/api/v1/funding", {"amount_cents": 2500}, format="json", HTTP_IDEMPOTENCY_KEY="k1"
     )
@@ -66,12 +69,14 @@ def test_a_retried_funding_request_returns_the_same_intent_and_session(
         "/api/v1/funding", {"amount_cents": 999}, format="json", HTTP_IDEMPOTENCY_KEY="k1"
     )
 
+    # then one intent and one session; an unpaid checkout credits nothing
     assert failed.status_code == 503
     assert failed.json()["code"] == "payment_provider_unavailable"
     assert first.json() == again.json()
     assert other.status_code == 409 and other.json()["code"] == "idempotency_key_reused"
     assert FundingIntent.objects.count() == 1
     assert len([o for o in stripe_fake.objects.values() if o["object"] == "checkout.session"]) == 1
+    assert balances() == {}
 
 
 @pytest.mark.parametrize(
@@ -86,20 +91,30 @@ def test_a_retried_funding_request_returns_the_same_intent_and_session(
     ],
 )
 def test_bad_funding_input_is_refused_and_nothing_is_created(requester_client, stripe_fake, body, field):
+    # given a requester with no money
+    before = balances()
+
+    # when a malformed top-up is asked
     response = requester_client.post("/api/v1/funding", body, format="json")
 
+    # then a 400 naming the field, and nothing created or moved
     assert response.status_code == 400
     assert response.json()["code"] == "invalid"
     assert field in response.json()["detail"]
     assert FundingIntent.objects.count() == 0
     assert stripe_fake.requests == []
+    assert balances() == before == {}
 
 
 def test_funding_is_for_requesters(worker_client, stripe_fake):
+    # when a worker asks for a top-up
     response = worker_client.post("/api/v1/funding", {"amount_cents": 1000}, format="json")
+
+    # then a 403, and nothing created or moved
     assert response.status_code == 403
     assert response.json()["code"] == "not_a_requester"
     assert FundingIntent.objects.count() == 0
+    assert balances() == {}
 
 
 def test_paid_checkout_credits_the_requester_once_whatever_the_deliveries(
@@ -199,10 +214,12 @@ def test_amount_mismatch_is_refused_not_credited(
 def test_chargeback_freezes_the_requester_even_when_it_arrives_before_the_payment(
     requester, requester_client, stripe_fake, anon, django_capture_on_commit_callbacks
 ):
+    # given a paid 2500 checkout that the customer disputes
     _, intent = _fund(requester_client, stripe_fake)
     pi_succeeded, session_completed = stripe_fake.checkout_complete(intent.stripe_session_id)
     dispute = stripe_fake.dispute_create(pi_succeeded["data"]["object"]["id"])
 
+    # when the dispute arrives before the payment, then the payment, then the sweep runs
     with django_capture_on_commit_callbacks(execute=True):
         post_event(anon, dispute)  # out of order: we do not know the payment intent yet
     not_yet = StripeEvent.objects.get(stripe_id=dispute["id"])
@@ -210,6 +227,7 @@ def test_chargeback_freezes_the_requester_even_when_it_arrives_before_the_paymen
         post_event(anon, session_completed)
     swept = stripe_events_process_pending.delay().get()
 
+    # then the payment is credited once, the requester frozen, and a new top-up refused
     assert not_yet.processed_at is None
     assert swept == 1
     state = RequesterAccountState.objects.get(requester=requester)
@@ -221,11 +239,13 @@ def test_chargeback_freezes_the_requester_even_when_it_arrives_before_the_paymen
         "reserved_cents": 0,
         "is_frozen": True,
     }
+    assert balances() == {"platform:stripe_clearing": -2500, f"requester:{requester.pk}:available": 2500}
 
 
 def test_account_updated_marks_the_payout_account_ready_and_ignores_older_events(
     stripe_fake, anon, django_capture_on_commit_callbacks
 ):
+    # given a worker onboarding, and Stripe's ready event with a stale one after it
     worker = WorkerFactory()
     client = client_for(worker.user)
     onboarding = client.post("/api/v1/work/payout-account")
@@ -234,21 +254,29 @@ def test_account_updated_marks_the_payout_account_ready_and_ignores_older_events
     stale_event = dict(ready_event, id="evt_stale", created=ready_event["created"] - 60)
     stale_event["data"] = {"object": dict(ready_event["data"]["object"], payouts_enabled=False)}
 
+    # when both arrive
     with django_capture_on_commit_callbacks(execute=True):
         post_event(anon, ready_event)
         post_event(anon, stale_event)
 
+    # then the account is ready and stays so; onboarding is not money, so no balance moved
     assert onboarding.status_code == 200
     assert onboarding.json()["is_ready"] is False
     assert onboarding.json()["onboarding_url"].startswith(f"https://connect.stripe.com/setup/e/{acct}/")
     assert PayoutAccount.objects.get(worker=worker).is_ready is True
     assert StripeEvent.objects.get(stripe_id="evt_stale").outcome == "ignored: older than the state applied"
+    assert balances() == {}
 
 
 def test_unhandled_event_types_are_stored_and_closed(anon, django_capture_on_commit_callbacks, stripe_fake):
+    # given an event type we do not handle
     event = stripe_fake.event("customer.created", {"id": "cus_1", "object": "customer"})
+
+    # when it arrives
     with django_capture_on_commit_callbacks(execute=True):
         response = post_event(anon, event)
+
+    # then it is stored and closed, and no balance moved
     assert response.status_code == 200
     stored = StripeEvent.objects.get()
     assert (stored.type, stored.outcome, stored.attempts) == (
@@ -256,13 +284,19 @@ def test_unhandled_event_types_are_stored_and_closed(anon, django_capture_on_com
         "ignored: unhandled type",
         1,
     )
+    assert balances() == {}
 
 
 def test_balance_endpoint_for_a_user_with_both_roles():
+    # given a user who is a requester with 1234 available and also a worker
     requester = RequesterFactory()
     worker = WorkerFactory(user=requester.user)
     fund_requester(requester.pk, 1234)
+
+    # when they read their balance
     response = client_for(requester.user).get("/api/v1/balance")
+
+    # then both sides show, and reading moved nothing
     assert response.status_code == 200
     assert response.json() == {
         "currency": "USD",
@@ -270,3 +304,4 @@ def test_balance_endpoint_for_a_user_with_both_roles():
         "worker": {"available_cents": 0, "pending_cents": 0},
     }
     assert worker.pk
+    assert balances() == {"platform:stripe_clearing": -1234, f"requester:{requester.pk}:available": 1234}

@@ -24,7 +24,7 @@ from payments.services.escrow import (
 )
 from payments.services.ledger import ledger_reconcile, platform_account
 from tests.factories import AssignmentFactory, BatchFactory, ProjectFactory, WorkerFactory, client_for
-from tests.payments.factories import balance, deliver, fund_by_card, platform_balance
+from tests.payments.factories import balance, balances, deliver, fund_by_card, platform_balance
 
 pytestmark = pytest.mark.django_db
 
@@ -41,10 +41,17 @@ def test_the_whole_money_loop_reconciles_and_the_platform_keeps_exactly_its_fees
 
     # Funding: Checkout through the SDK, the customer pays at the fake, signed webhooks credit it.
     funding = fund_by_card(requester_client, stripe_fake, 10_000)
+    req, w0, w1 = f"requester:{requester.pk}", f"worker:{workers[0].pk}", f"worker:{workers[1].pk}"
+    assert balances() == {"platform:stripe_clearing": -10_000, f"{req}:available": 10_000}
     # Publish: 5 tasks * overlap 1 * price, plus the fee on it.
     budget = 5 * PRICE
     reserve_total = budget + fee_cents(budget, FEE_BPS)
     reserve(requester=requester, amount_cents=reserve_total, idempotency_key=f"reserve:batch:{batch.pk}")
+    assert balances() == {
+        "platform:stripe_clearing": -10_000,
+        f"{req}:available": 8_900,
+        f"{req}:reserved": 1_100,
+    }
     # Three accepted answers (two by the first worker), each paying price to the worker and the fee.
     fees_charged = 0
     for worker in [workers[0], workers[1], workers[0]]:
@@ -60,11 +67,26 @@ def test_the_whole_money_loop_reconciles_and_the_platform_keeps_exactly_its_fees
             idempotency_key=f"accept:assignment:{assignment.pk}",
         )
         fees_charged += fee
+    assert balances() == {
+        "platform:stripe_clearing": -10_000,
+        f"{req}:available": 8_900,
+        f"{req}:reserved": 1_100 - 3 * 220,
+        f"{w0}:pending": 400,
+        f"{w1}:pending": 200,
+        "platform:fee_revenue": 60,
+    }
     # Close: the unspent reserve goes back to available.
     spent = 3 * (PRICE + fee_cents(PRICE, FEE_BPS))
     release_reserve(
         requester=requester, amount_cents=reserve_total - spent, idempotency_key=f"close:batch:{batch.pk}"
     )
+    assert balances() == {
+        "platform:stripe_clearing": -10_000,
+        f"{req}:available": 9_340,
+        f"{w0}:pending": 400,
+        f"{w1}:pending": 200,
+        "platform:fee_revenue": 60,
+    }
     # A bonus to the second worker, by pseudonym, through the API.
     bonus = requester_client.post(
         "/api/v1/bonuses",
@@ -78,10 +100,24 @@ def test_the_whole_money_loop_reconciles_and_the_platform_keeps_exactly_its_fees
     )
     assert bonus.status_code == 201
     fees_charged += bonus.json()["fee_cents"]
+    assert balances() == {
+        "platform:stripe_clearing": -10_000,
+        f"{req}:available": 9_340 - 350 - 35,
+        f"{w0}:pending": 400,
+        f"{w1}:pending": 200 + 350,
+        "platform:fee_revenue": 60 + 35,
+    }
 
     # The hold period ends.
     moved = pending_to_available_sweep(now=timezone.now() + timedelta(days=8))
     assert moved == 3 * PRICE + 350
+    assert balances() == {
+        "platform:stripe_clearing": -10_000,
+        f"{req}:available": 8_955,
+        f"{w0}:available": 400,
+        f"{w1}:available": 550,
+        "platform:fee_revenue": 95,
+    }
 
     # Both workers onboard (account.updated webhook) and withdraw everything.
     for worker in workers:
@@ -96,6 +132,11 @@ def test_the_whole_money_loop_reconciles_and_the_platform_keeps_exactly_its_fees
         (2 * PRICE, PayoutStatus.PAID),
         (PRICE + 350, PayoutStatus.PAID),
     ]
+    assert balances() == {
+        "platform:stripe_clearing": -10_000 + 400 + 550,
+        f"{req}:available": 8_955,
+        "platform:fee_revenue": 95,
+    }
 
     # The requester takes the rest back to the card; Stripe's refund events change nothing more.
     rest = balance(OwnerKind.REQUESTER, requester.pk, AccountKind.AVAILABLE)
@@ -125,3 +166,4 @@ def test_the_whole_money_loop_reconciles_and_the_platform_keeps_exactly_its_fees
     assert platform_balance(AccountKind.PAYOUTS_IN_TRANSIT) == platform_balance(AccountKind.REFUNDS) == 0
     assert platform_balance(AccountKind.STRIPE_CLEARING) == -fees_charged
     assert stripe_fake.balance == {"usd": fees_charged}
+    assert balances() == {"platform:stripe_clearing": -95, "platform:fee_revenue": 95}

@@ -1,4 +1,7 @@
-"""The Stripe fake through the real SDK: idempotency, errors and injected faults."""
+"""The Stripe fake through the real SDK: idempotency, errors and injected faults.
+
+These tests talk to the fake alone, with no database and no ledger, so none of our balances can
+move; where the fake's own balance moves, it is asserted exactly."""
 
 from __future__ import annotations
 
@@ -286,3 +289,4 @@ def test_transfer_find_pages_through_every_transfer_to_the_destination(stripe_fa
     assert missing is None
     pages = [r for r in stripe_fake.requests if r[:2] == ("GET", "/v1/transfers")]
     assert len(pages) == 4  # two pages per search
+    assert stripe_fake.balance == {"usd": 10_000 - 103}
