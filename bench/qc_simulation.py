@@ -49,6 +49,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import heapq
 import itertools
@@ -339,7 +340,7 @@ def simulate(
     from crowd.quality.review import assignments_auto_accept
     from crowd.services import claims
     from crowd.services.submissions import assignment_submit
-    from marketplace.errors import Forbidden
+    from marketplace.errors import Conflict, Forbidden
     from marketplace.models import User
 
     wall = time.perf_counter()
@@ -383,12 +384,14 @@ def simulate(
             worker, profile, rng = workers[i], profiles[i], rngs[i]
             if lease is not None:
                 item = lease[1]
-                assignment_submit(
-                    worker=worker,
-                    assignment_id=lease[0],
-                    answer=profile.answer(rng, truth_of[item], classes),
-                    idempotency_key=f"{lease[0]}",
-                )
+                # A 409: a rule restricted this worker and took the lease back meanwhile.
+                with contextlib.suppress(Conflict):
+                    assignment_submit(
+                        worker=worker,
+                        assignment_id=lease[0],
+                        answer=profile.answer(rng, truth_of[item], classes),
+                        idempotency_key=f"{lease[0]}",
+                    )
                 heapq.heappush(events, (at + timedelta(seconds=rng.uniform(0.5, 3)), next(order), i, None))
                 continue
             try:

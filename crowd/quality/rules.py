@@ -29,6 +29,7 @@ from marketplace.models import Batch
 
 from ..enums import ANSWERED, ASSIGNMENT_TRANSITIONS, Actor, AssignmentStatus, RestrictionScope, RuleKind
 from ..models import Assignment, QualityRule, Restriction, Worker
+from ..services.leases import leases_release
 from .restrictions import active_q, restriction_create
 from .review import verdict_apply
 
@@ -148,7 +149,11 @@ class ActionSerializer(serializers.Serializer):
     duration_hours = serializers.IntegerField(
         min_value=1, max_value=MAX_DURATION_HOURS, allow_null=True, help_text="null: permanent."
     )
-    reject_pending = serializers.BooleanField(default=False)
+    reject_pending = serializers.BooleanField(
+        default=False,
+        help_text="Also reject the worker's answers in this batch still under review (their tasks "
+        "take a new answer) and take back the leases they hold there.",
+    )
 
     def validate_scope(self, value: str) -> str:
         if value == RestrictionScope.PLATFORM:
@@ -423,4 +428,13 @@ def rules_evaluate(*, worker_id: int, batch_id: int, now: datetime | None = None
                         reason=f"Rejected by a quality rule: {firing.reason}",
                         rule_id=rule.pk,
                     )
+                # Leases still out would let the answers in after the verdict: hand them back too.
+                leases_release(
+                    batch_id=batch_id,
+                    worker_id=worker_id,
+                    now=now,
+                    actor=Actor.RULE,
+                    reason=f"Released by a quality rule: {firing.reason}",
+                    rule_id=rule.pk,
+                )
     return created

@@ -84,12 +84,25 @@ def leases_release_for_batch(*, batch_id: int, now: datetime) -> int:
     cannot be submitted (the batch is closed) and expires through the sweep, returning its own
     slot, so counters stay exact without a lock on the batch row in the claim hot path.
     """
+    return leases_release(batch_id=batch_id, now=now, reason="The batch was closed.")
+
+
+def leases_release(
+    *,
+    batch_id: int,
+    now: datetime,
+    reason: str,
+    worker_id: int | None = None,
+    actor: Actor = Actor.SYSTEM,
+    rule_id: int | None = None,
+) -> int:
+    """Release the active leases of a batch (of one worker, if given) and return their slots; a
+    later submit of one of them is refused (409). Returns how many were released."""
     with transaction.atomic():
-        rows = list(
-            Assignment.objects.filter(batch_id=batch_id, status=AssignmentStatus.ACTIVE)
-            .select_for_update()
-            .values_list("id", "task_id", "is_gold")
-        )
+        leases = Assignment.objects.filter(batch_id=batch_id, status=AssignmentStatus.ACTIVE)
+        if worker_id is not None:
+            leases = leases.filter(worker_id=worker_id)
+        rows = list(leases.order_by("id").select_for_update().values_list("id", "task_id", "is_gold"))
         if not rows:
             return 0
         Assignment.objects.filter(id__in=[r[0] for r in rows]).update(
@@ -99,9 +112,10 @@ def leases_release_for_batch(*, batch_id: int, now: datetime) -> int:
             [r[0] for r in rows],
             from_status=AssignmentStatus.ACTIVE,
             to_status=AssignmentStatus.RELEASED,
-            actor=Actor.SYSTEM,
+            actor=actor,
             now=now,
-            reason="The batch was closed.",
+            reason=reason,
+            rule_id=rule_id,
         )
         slots_return(task_id for _, task_id, is_gold in rows if not is_gold)
     return len(rows)

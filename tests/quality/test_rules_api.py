@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from crowd.enums import RestrictionScope
-from crowd.models import QualityRule, Reliability, Restriction, WorkerSkill
+from crowd.models import Assignment, QualityRule, Reliability, Restriction, WorkerSkill
 from crowd.quality.reliability import estimate
 from crowd.quality.scoring import gold_score
 from marketplace.models import Skill
@@ -116,7 +116,7 @@ def test_gold_accuracy_rule_restricts_once_and_rejects_pending(requester, reques
     leases = [a["id"] for a in _claim(client, batch, 5).json()["assignments"]]
 
     # when the worker answers every control task wrong
-    statuses = [_submit(client, pk, "dog").json()["status"] for pk in leases]
+    responses = [_submit(client, pk, "dog") for pk in leases]
 
     # then one restriction at the project, and the pending answers were rejected
     (restriction,) = Restriction.objects.filter(worker=worker)
@@ -126,9 +126,15 @@ def test_gold_accuracy_rule_restricts_once_and_rejects_pending(requester, reques
         "rule",
     )
     assert restriction.ends_at is not None
-    assert statuses[2] == "rejected"
+    # the third wrong answer fired the rule: it and the two before were rejected, and the two
+    # leases still held were handed back, so those answers are refused
+    assert [r.status_code for r in responses] == [200, 200, 200, 409, 409]
+    assert responses[2].json()["status"] == "rejected"
+    assert [r.json()["code"] for r in responses[3:]] == ["assignment_released"] * 2
+    assert set(Assignment.objects.filter(pk__in=leases[:3]).values_list("status", flat=True)) == {"rejected"}
+    assert set(Assignment.objects.filter(pk__in=leases[3:]).values_list("status", flat=True)) == {"released"}
     rel = Reliability.objects.get(worker=worker, project=batch.project)
-    assert (rel.gold_total, rel.gold_correct) == (5, 0)
+    assert (rel.gold_total, rel.gold_correct) == (3, 0)
     # and the worker can no longer see or claim the batch
     assert client.get("/api/v1/work/batches").json()["count"] == 0
     refused = _claim(client, batch)

@@ -12,6 +12,9 @@ from django.utils import timezone
 from crowd.enums import AssignmentStatus
 from crowd.models import Assignment, QualityRule, Restriction
 from crowd.quality.rules import RuleSerializer, _below_bar, rules_evaluate
+from crowd.services.claims import assignment_claim
+from crowd.services.submissions import assignment_submit
+from marketplace.errors import Conflict
 from marketplace.models import Task
 from tests.consensus.builders import answer_all
 from tests.factories import AssignmentFactory, TaskFactory, WorkerFactory, open_batch
@@ -286,3 +289,28 @@ def test_a_worker_who_answers_first_is_judged_when_the_others_answer():
     }
     assert not Restriction.objects.filter(worker__in=careful).exists()
     assert set(Task.objects.filter(batch=batch).values_list("answers_count", "slots_taken")) == {(2, 2)}
+
+
+@pytest.mark.django_db
+def test_a_restricted_worker_loses_the_leases_they_still_hold():
+    # given: a spammer answers nine tasks first and still holds a lease on the tenth
+    batch = open_batch(regular=10, overlap=3, max_claims_per_request=10)
+    _rule(batch, "majority_agreement", window=50, min_votes=2, min_answers=1, **SEQUENTIAL)
+    spammer = WorkerFactory()
+    leases = assignment_claim(worker=spammer, batch=batch, count=10)
+    task_of = dict(Assignment.objects.filter(worker=spammer).values_list("id", "task_id"))
+    *answered, held = sorted(leases, key=lambda lease: task_of[lease.id])
+    for lease in answered:
+        assignment_submit(worker=spammer, assignment_id=lease.id, answer="dog")
+
+    # when: two careful workers answer everything and the rule restricts the spammer
+    answer_all(batch, "cat")
+    answer_all(batch, "cat")
+
+    # then: the held lease was handed back by the rule, its slot is free, and it cannot be answered
+    assert Restriction.objects.filter(worker=spammer).count() == 1
+    assert Assignment.objects.get(pk=held.id).status == AssignmentStatus.RELEASED
+    assert Task.objects.values_list("slots_taken", "answers_count").get(pk=task_of[held.id]) == (2, 2)
+    with pytest.raises(Conflict) as refused:
+        assignment_submit(worker=spammer, assignment_id=held.id, answer="dog")
+    assert refused.value.code == "assignment_released"
