@@ -175,7 +175,7 @@ LEASE_LAZY_EXPIRE_LIMIT = 50
 # Claims start at a random task among this many ids from a batch's oldest task with a free slot:
 # work still completes roughly in upload order, while parallel claims spread over index pages
 # (see crowd/services/claim_sql.py). 1 = strictly oldest first.
-CLAIM_WINDOW = int(os.environ.get("CLAIM_WINDOW", "2048"))
+CLAIM_WINDOW = int(os.environ.get("CLAIM_WINDOW", "256"))
 
 LOGGING = {
     "version": 1,
