@@ -15,6 +15,12 @@ from .errors import ValidationFailed
 UNSTORABLE = "Must not contain the NUL character (\\u0000) or an unpaired surrogate."
 
 
+def json_column(value: Any) -> Any:
+    """A json/jsonb column read through a raw cursor: Django's PostgreSQL connection leaves those
+    as text (its JSONField decodes them itself), so hand-written hot-path queries decode here."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
 def storable(value: Any) -> bool:
     """Whether PostgreSQL can store ``value`` (jsonb or text): JSON escapes can smuggle in U+0000 or
     an unpaired UTF-16 surrogate, which it refuses with an error (a 500) instead of a 400."""

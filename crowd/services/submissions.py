@@ -12,7 +12,7 @@ from django.utils import timezone
 from marketplace.enums import BatchStatus, ReviewMode, TaskStatus
 from marketplace.errors import Conflict, NotFound, ValidationFailed
 from marketplace.models import Task
-from marketplace.schemas import UNSTORABLE, answer_validator, storable
+from marketplace.schemas import UNSTORABLE, answer_validator, json_column, storable
 from marketplace.services import budget, consensus
 from payments.errors import InsufficientFunds
 
@@ -161,11 +161,6 @@ SELECT count(*) FROM upd
 """
 
 
-def _json(value: Any) -> Any:
-    """A ``jsonb`` column read through Django's connection (which leaves it as text)."""
-    return json.loads(value) if isinstance(value, str) else value
-
-
 def _submit_fast(
     *, worker: Worker, assignment_id: int, answer: Any, idempotency_key: str, now: Any
 ) -> Assignment | None:
@@ -196,7 +191,7 @@ def _submit_fast(
         correct = score = None
         task_id = None
         if scored:
-            correct, score = gold_score(answer, _json(gold_answer), _json(comparison))
+            correct, score = gold_score(answer, json_column(gold_answer), json_column(comparison))
             cursor.execute(
                 _SUBMIT_GOLD_WRITE_SQL,
                 {

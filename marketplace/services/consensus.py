@@ -39,6 +39,7 @@ from crowd.quality.reliability import posterior_mean
 
 from ..enums import AggregationMethod, AnswerComparison, BatchStatus, TaskStatus
 from ..models import Batch, Project, Task, TaskConsensus
+from ..schemas import json_column
 
 logger = logging.getLogger(__name__)
 
@@ -223,11 +224,6 @@ FOR UPDATE OF t
 """
 
 
-def _json(value: Any) -> Any:
-    """A json/jsonb value read through Django's connection (which leaves it as text)."""
-    return json.loads(value) if isinstance(value, str) else value
-
-
 def _task_load_pg(task_id: int) -> tuple[Task, list[tuple[int, int, Any]], dict[int, float]] | None:
     with connection.cursor() as cursor:
         cursor.execute(_TASK_LOAD_SQL, {"task": task_id})
@@ -240,12 +236,14 @@ def _task_load_pg(task_id: int) -> tuple[Task, list[tuple[int, int, Any]], dict[
     (min_overlap, max_overlap, target, project_id, answer_schema, comparison, answers) = found[9:]
     if is_gold:
         return None
-    project = Project(id=project_id, answer_schema=_json(answer_schema), answer_comparison=_json(comparison))
+    project = Project(
+        id=project_id, answer_schema=json_column(answer_schema), answer_comparison=json_column(comparison)
+    )
     batch = Batch(
         id=batch_id,
         project=project,
         aggregation_method=method,
-        consensus_labels=_json(labels),
+        consensus_labels=json_column(labels),
         overlap=batch_overlap,
         min_overlap=min_overlap,
         max_overlap=max_overlap,
@@ -261,7 +259,7 @@ def _task_load_pg(task_id: int) -> tuple[Task, list[tuple[int, int, Any]], dict[
         answers_count=answers_count,
     )
     rows, reliability = [], {}
-    for worker_id, answer, correct, total in _json(answers) or []:
+    for worker_id, answer, correct, total in json_column(answers) or []:
         rows.append((task_id, worker_id, answer))
         reliability[worker_id] = posterior_mean(correct or 0, total or 0)
     return task, rows, reliability
