@@ -82,11 +82,11 @@ START = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 # they work; a random clicker's likelihood ratio drifts up to the bar however unlucky the first
 # answers were. Nothing here depends on the dataset beyond its number of classes.
 # - gold: over the worker's last (up to) 100 control answers.
-# - agreement: over the worker's last (up to) 200 regular answers, on the tasks where the two or
-#   more other answers have one most common answer. Agreeing with a clear majority is the
-#   worker's accuracy when the majority is right (most of the time), so the same two levels
-#   apply; a worker at 0.8 agrees less often (majorities are sometimes wrong), which the 0.66 at
-#   which the test is indifferent leaves room for.
+# - agreement: over the worker's last (up to) 200 regular answers, on the tasks with two or more
+#   other answers. Each comparison is weighed by how sure the other answers make the truth, their
+#   authors weighted by their accuracy on control tasks (centred on the crowd's), so the chance of
+#   agreeing that the test assumes for a worker at 0.8 is what such a worker really has, also in
+#   a crowd whose majorities are often wrong.
 # - fast: 5 of the last 10 answers under 2 s; honest workers are quick on ~3 % of answers.
 # All restrict from the project and reject the worker's answers still waiting for review.
 GOOD_ACCURACY = 0.8

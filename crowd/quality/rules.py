@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F, TextChoices
+from django.db.models import F, Sum, TextChoices
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from rest_framework import serializers
@@ -28,8 +28,9 @@ from rest_framework import serializers
 from marketplace.models import Batch
 
 from ..enums import ANSWERED, ASSIGNMENT_TRANSITIONS, Actor, AssignmentStatus, RestrictionScope, RuleKind
-from ..models import Assignment, QualityRule, Restriction, Worker
+from ..models import Assignment, QualityRule, Reliability, Restriction, Worker
 from ..services.leases import leases_release
+from .reliability import PRIOR_ALPHA, PRIOR_BETA
 from .restrictions import active_q, restriction_create
 from .review import verdict_apply
 
@@ -113,8 +114,10 @@ class GoldAccuracyParams(_Window):
 
 class MajorityAgreementParams(GoldAccuracyParams):
     """Agreement: ``window`` counts the worker's regular answers, ``min_answers`` the tasks compared
-    (at least ``min_votes`` other answers). The sequential test compares only tasks whose other
-    answers have one most common answer: there, agreeing is about as likely as being right.
+    (at least ``min_votes`` other answers). The mean test counts agreeing with (one of) the most
+    common other answers. The sequential test weighs each comparison by how sure the other answers,
+    weighted by their authors' accuracy on control tasks, make the truth: then a worker's chance of
+    agreeing is what their accuracy implies, and ``good``/``bad`` are accuracies, as for gold.
     """
 
     min_votes = serializers.IntegerField(
@@ -243,9 +246,9 @@ def _bar(p: dict[str, Any]) -> str:
     return f"below the required {p['threshold']:.0%}"
 
 
-def _gold_accuracy(p: dict[str, Any], worker_id: int, batch_id: int, since: datetime | None) -> Firing | None:
+def _gold_accuracy(p: dict[str, Any], worker_id: int, batch: Batch, since: datetime | None) -> Firing | None:
     scored = list(
-        _mine(worker_id, batch_id, since)
+        _mine(worker_id, batch.pk, since)
         .filter(gold_correct__isnull=False)
         .order_by("-submitted_at", "-id")
         .values_list("gold_correct", flat=True)[: p["window"]]
@@ -259,11 +262,9 @@ def _gold_accuracy(p: dict[str, Any], worker_id: int, batch_id: int, since: date
     return None
 
 
-def _fast_responses(
-    p: dict[str, Any], worker_id: int, batch_id: int, since: datetime | None
-) -> Firing | None:
+def _fast_responses(p: dict[str, Any], worker_id: int, batch: Batch, since: datetime | None) -> Firing | None:
     rows = list(
-        _mine(worker_id, batch_id, since)
+        _mine(worker_id, batch.pk, since)
         .filter(submitted_at__isnull=False)
         .order_by("-submitted_at", "-id")
         .values_list("claimed_at", "submitted_at")[: p["window"] + 1]
@@ -281,9 +282,9 @@ def _fast_responses(
     return None
 
 
-def _skips_in_row(p: dict[str, Any], worker_id: int, batch_id: int, since: datetime | None) -> Firing | None:
+def _skips_in_row(p: dict[str, Any], worker_id: int, batch: Batch, since: datetime | None) -> Firing | None:
     last = list(
-        _mine(worker_id, batch_id, since)
+        _mine(worker_id, batch.pk, since)
         .filter(status__in=[AssignmentStatus.SKIPPED, *ANSWERED, AssignmentStatus.REJECTED])
         .annotate(done_at=Coalesce("submitted_at", "ended_at"))
         .order_by(F("done_at").desc(), "-id")
@@ -298,42 +299,131 @@ def _key(answer: Any) -> str:
     return json.dumps(answer, sort_keys=True)
 
 
+def _classes(batch: Batch, p: dict[str, Any], seen: int) -> int:
+    """How many answers are possible: the answer schema's ``enum`` if it has one, else chance level
+    ``1 / bad`` read back (the sequential test's ``bad`` is a random clicker's accuracy); never
+    fewer than the distinct answers seen."""
+    schema = batch.project.answer_schema
+    enum = schema.get("enum") if isinstance(schema, dict) else None
+    k = len(enum) if isinstance(enum, list) and enum else round(1 / p["bad"])
+    return max(2, k, seen)
+
+
+def _peer_posterior(answer: str, votes: list[tuple[str, float]], k: int) -> float:
+    """P(the truth is ``answer``) given the other answers ``votes`` (answer, author's reliability)
+    under the one-coin model: an author is right with probability = their reliability, else picks
+    one of the ``k - 1`` other answers uniformly; the truth is a priori uniform over ``k`` answers.
+    """
+    log_w: dict[str, float] = {}
+    log_none = 0.0  # the weight of an answer nobody gave
+    for _, r in votes:
+        log_none += math.log((1 - r) / (k - 1))
+    for candidate in {answer, *(a for a, _ in votes)}:
+        log_w[candidate] = sum(
+            math.log(r) if a == candidate else math.log((1 - r) / (k - 1)) for a, r in votes
+        )
+    top = max(log_w.values())
+    z = sum(math.exp(v - top) for v in log_w.values()) + (k - len(log_w)) * math.exp(log_none - top)
+    return math.exp(log_w[answer] - top) / z
+
+
+PRIOR_STRENGTH = PRIOR_ALPHA + PRIOR_BETA
+
+
+def _crowd_gold_accuracy(project_id: int, *, exclude: int) -> float:
+    """The project's pooled accuracy on control tasks (Laplace-smoothed), the judged worker left out.
+
+    The agreement test centres its estimate of each other worker's accuracy here, worth
+    ``PRIOR_STRENGTH`` control answers, rather than on the platform prior (0.8): a crowd that is
+    worse than that would otherwise make its majorities look surer than they are, and good workers
+    who disagree with a wrong majority would pay for it.
+    """
+    totals = (
+        Reliability.objects.filter(project_id=project_id)
+        .exclude(worker_id=exclude)
+        .aggregate(correct=Sum("gold_correct"), total=Sum("gold_total"))
+    )
+    return (1 + (totals["correct"] or 0)) / (2 + (totals["total"] or 0))
+
+
+def _agreement_llr(p: dict[str, Any], truth_posterior: float, k: int) -> float:
+    """log P(this answer | accuracy ``bad``) / P(this answer | accuracy ``good``), the truth being
+    the answer with probability ``truth_posterior``: a worker at accuracy ``h`` gives an answer
+    with probability ``h * pi + (1 - h) / (k - 1) * (1 - pi)``."""
+
+    def chance(h: float) -> float:
+        return h * truth_posterior + (1 - h) / (k - 1) * (1 - truth_posterior)
+
+    return math.log(chance(p["bad"]) / chance(p["good"]))
+
+
 def _majority_agreement(
-    p: dict[str, Any], worker_id: int, batch_id: int, since: datetime | None
+    p: dict[str, Any], worker_id: int, batch: Batch, since: datetime | None
 ) -> Firing | None:
     mine = list(
-        _mine(worker_id, batch_id, since)
+        _mine(worker_id, batch.pk, since)
         .filter(is_gold=False, status__in=ANSWERED)
         .order_by("-submitted_at", "-id")
         .values_list("task_id", "answer")[: p["window"]]
     )
     if len(mine) < p["min_answers"]:
         return None
-    others: dict[int, Counter[str]] = {}
-    for task_id, answer in (
+    others: dict[int, list[tuple[str, int]]] = {}
+    for task_id, author, answer in (
         Assignment.objects.filter(task_id__in=[t for t, _ in mine], status__in=ANSWERED)
         .exclude(worker_id=worker_id)
-        .values_list("task_id", "answer")
+        .values_list("task_id", "worker_id", "answer")
     ):
-        others.setdefault(task_id, Counter())[_key(answer)] += 1
-    strict = p.get("test") == RuleTest.SEQUENTIAL
-    compared = agreed = 0
+        others.setdefault(task_id, []).append((_key(answer), author))
+    mine = [(t, _key(a)) for t, a in mine if len(others.get(t, ())) >= p["min_votes"]]
+    if not mine:
+        return None
+    agreed = 0
     for task_id, answer in mine:
-        votes = others.get(task_id)
-        if not votes or sum(votes.values()) < p["min_votes"]:
-            continue
-        ranked = votes.most_common(2)
-        # A tie among the others says nothing about this answer: the mean test counts it as
-        # agreement (as it always has); the sequential test, which needs the chance of agreeing
-        # to be the worker's accuracy against a clear majority, leaves it out.
-        if strict and len(ranked) == 2 and ranked[0][1] == ranked[1][1]:
-            continue
-        compared += 1
-        agreed += votes.get(_key(answer), 0) == ranked[0][1]
-    if compared and _below_bar(p, agreed, compared):
+        counts = Counter(a for a, _ in others[task_id])
+        agreed += counts[answer] == max(counts.values())
+    if p.get("test") != RuleTest.SEQUENTIAL:
+        # The mean test: the share of compared tasks where the answer is (one of) the most common.
+        if _below_bar(p, agreed, len(mine)):
+            return Firing(
+                f"Your answers agreed with the majority on {agreed / len(mine):.0%} of {len(mine)} tasks, "
+                f"{_bar(p)}."
+            )
+        return None
+    # The sequential test weighs each comparison by how sure the others make the truth: their
+    # answers weighted by their accuracy on control tasks (one-coin model, each estimate centred on
+    # the crowd's pooled control accuracy), so two agreeing workers with a strong gold record count
+    # for much, a split or two unknowns for little. A worker right with probability ``good`` then
+    # gives each answer with the probability the test assumes (when those estimates are
+    # calibrated), which is what the ``alpha`` bound needs; a plain "agrees with the majority" rate
+    # is lower than the worker's accuracy, majorities being wrong at times.
+    authors = {author for votes in others.values() for _, author in votes}
+    gold = {
+        author: (correct, total)
+        for author, correct, total in Reliability.objects.filter(
+            worker_id__in=authors, project_id=batch.project_id
+        ).values_list("worker_id", "gold_correct", "gold_total")
+    }
+    k = _classes(batch, p, len({a for votes in others.values() for a, _ in votes} | {a for _, a in mine}))
+    prior = _crowd_gold_accuracy(batch.project_id, exclude=worker_id)
+    floor, ceiling = 1 / k + 1e-6, 0.99  # below chance a vote says nothing; nobody is certain
+    reliability = {}
+    for author in authors:
+        correct, total = gold.get(author, (0, 0))
+        estimate = (prior * PRIOR_STRENGTH + correct) / (PRIOR_STRENGTH + total)
+        reliability[author] = min(ceiling, max(floor, estimate))
+    llr = sum(
+        _agreement_llr(
+            p,
+            _peer_posterior(answer, [(a, reliability[author]) for a, author in others[task_id]], k),
+            k,
+        )
+        for task_id, answer in mine
+    )
+    if len(mine) >= p["min_answers"] and llr >= math.log(1 / p["alpha"]):
         return Firing(
-            f"Your answers agreed with the majority on {agreed / compared:.0%} of {compared} tasks, "
-            f"{_bar(p)}."
+            f"Your answers agreed with the majority on {agreed / len(mine):.0%} of {len(mine)} tasks; "
+            f"weighing the other answers by their authors' accuracy on control tasks, that is {_bar(p)}."
         )
     return None
 
@@ -393,7 +483,7 @@ def rules_evaluate(*, worker_id: int, batch_id: int, now: datetime | None = None
             if previous is not None and Restriction.objects.filter(active_q(now), pk=previous.pk).exists():
                 continue
             firing = CHECKS[rule.kind](
-                rule.params, worker_id, batch_id, previous.created_at if previous else None
+                rule.params, worker_id, batch, previous.created_at if previous else None
             )
             if firing is None:
                 continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from datetime import timedelta
 
@@ -10,8 +11,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from crowd.enums import AssignmentStatus
-from crowd.models import Assignment, QualityRule, Restriction
-from crowd.quality.rules import RuleSerializer, _below_bar, rules_evaluate
+from crowd.models import Assignment, QualityRule, Reliability, Restriction
+from crowd.quality.rules import RuleSerializer, _agreement_llr, _below_bar, _peer_posterior, rules_evaluate
 from crowd.services.claims import assignment_claim
 from crowd.services.submissions import assignment_submit
 from marketplace.errors import Conflict
@@ -40,6 +41,13 @@ def _answer(batch, worker, *, task=None, answer="cat", gold_correct=None, at=0):
         claimed_at=now - timedelta(seconds=5),
         submitted_at=now,
     )
+
+
+def _with_gold_record(batch, correct=20, total=20):
+    """A worker who has already answered ``total`` control tasks of the project, ``correct`` right."""
+    worker = WorkerFactory()
+    Reliability.objects.create(worker=worker, project=batch.project, gold_correct=correct, gold_total=total)
+    return worker
 
 
 def _rule(batch, kind, **params):
@@ -219,37 +227,112 @@ def test_gold_sequential_spares_early_misses_the_mean_test_would_punish():
 
 
 @pytest.mark.django_db
-def test_agreement_sequential_counts_only_clear_majorities():
-    # given tasks each answered "cat" by two other workers, and tasks where the others split
+@pytest.mark.parametrize(
+    ("peer_gold", "needed"),
+    [
+        # Each other worker's accuracy is estimated from their control answers, centred on the
+        # crowd's pooled control accuracy worth 5 answers. 40 of 40: 0.99 (the cap), and each
+        # disagreement adds log(0.25 / 0.10) = 0.92
+        ((40, 40), 6),
+        # 12 of 20 (a crowd at 0.60): 0.60, each disagreement adds 0.51
+        ((12, 20), 10),
+        # no control answers anywhere: 0.5, their "cat" is a weak hint, each adds 0.30
+        (None, 16),
+    ],
+)
+def test_agreement_sequential_weighs_the_others_by_their_gold_record(peer_gold, needed):
+    # given tasks each answered "cat" by the same two other workers with this gold record
     batch = open_batch()
     _rule(batch, "majority_agreement", window=200, min_answers=1, min_votes=2, **SEQUENTIAL)
     worker, first, second = WorkerFactory(), WorkerFactory(), WorkerFactory()
-    clear = [TaskFactory(batch=batch) for _ in range(6)]
-    split = [TaskFactory(batch=batch) for _ in range(10)]
-    for task in clear:
+    if peer_gold is not None:
+        for peer in (first, second):
+            Reliability.objects.create(
+                worker=peer, project=batch.project, gold_correct=peer_gold[0], gold_total=peer_gold[1]
+            )
+    tasks = [TaskFactory(batch=batch) for _ in range(needed)]
+    for task in tasks:
         _answer(batch, first, task=task, answer="cat")
         _answer(batch, second, task=task, answer="cat")
-    for task in split:
-        _answer(batch, first, task=task, answer="cat")
-        _answer(batch, second, task=task, answer="other")
 
-    # when the worker answers "dog" on every split task and on 5 clear ones
-    for i, task in enumerate(split + clear[:5]):
+    # when the worker answers "dog" on all but one of them
+    for i, task in enumerate(tasks[:-1]):
         _answer(batch, worker, task=task, answer="dog", at=100 + i)
 
-    # then the splits do not count: 5 disagreements are not yet enough
+    # then that is not yet evidence enough
     assert rules_evaluate(worker_id=worker.pk, batch_id=batch.pk) == []
 
-    # when the sixth clear task gets a "dog" too
-    _answer(batch, worker, task=clear[5], answer="dog", at=200)
+    # when the last one gets a "dog" too
+    _answer(batch, worker, task=tasks[-1], answer="dog", at=200)
     (restriction,) = rules_evaluate(worker_id=worker.pk, batch_id=batch.pk)
 
     # then
     assert restriction.reason == (
-        "Your answers agreed with the majority on 0% of 6 tasks, at least 100 times likelier from a worker "
-        "at 50% than at the required 80%."
+        f"Your answers agreed with the majority on 0% of {needed} tasks; weighing the other answers by their "
+        "authors' accuracy on control tasks, that is at least 100 times likelier from a worker at 50% than "
+        "at the required 80%."
     )
     assert list(Restriction.objects.values_list("worker_id", flat=True)) == [worker.pk]
+
+
+@pytest.mark.django_db
+def test_agreement_sequential_learns_little_from_a_split():
+    # given tasks where two equally reliable others split between "cat" and "other"
+    batch = open_batch()
+    _rule(batch, "majority_agreement", window=200, min_answers=1, min_votes=2, **SEQUENTIAL)
+    worker, first, second = WorkerFactory(), WorkerFactory(), WorkerFactory()
+    split = [TaskFactory(batch=batch) for _ in range(30)]
+    for task in split:
+        _answer(batch, first, task=task, answer="cat")
+        _answer(batch, second, task=task, answer="other")
+
+    # when the worker sides with "cat" on every one
+    for i, task in enumerate(split):
+        _answer(batch, worker, task=task, answer="cat", at=100 + i)
+
+    # then siding with one half of a split is no evidence against them
+    assert rules_evaluate(worker_id=worker.pk, batch_id=batch.pk) == []
+
+
+def test_peer_posterior_by_hand():
+    # one author at 0.8 over two classes: their answer is the truth with probability 0.8
+    assert _peer_posterior("cat", [("cat", 0.8)], 2) == pytest.approx(0.8)
+    assert _peer_posterior("dog", [("cat", 0.8)], 2) == pytest.approx(0.2)
+    # two equally reliable authors who disagree cancel out
+    assert _peer_posterior("cat", [("cat", 0.9), ("dog", 0.9)], 2) == pytest.approx(0.5)
+    # three classes: 0.8 * 0.8 for "cat", 0.1 * 0.1 for each of the other two
+    assert _peer_posterior("dog", [("cat", 0.8), ("cat", 0.8)], 3) == pytest.approx(0.01 / 0.66)
+    # an answer nobody gave takes the weight of an unseen class
+    assert _peer_posterior("bird", [("cat", 0.7)], 4) == pytest.approx(0.1)
+
+
+def test_weighted_agreement_keeps_the_alpha_bound_for_a_good_worker():
+    # given 2,000 workers at the protected accuracy and 2,000 answering at random, 200 answers
+    # each, every task also answered by two others whose accuracy (0.6 to 0.95) is known, three
+    # classes, the rule looking after every answer
+    p = {"bad": 1 / 3, "good": 0.8, "alpha": 0.05}
+    bar = math.log(1 / p["alpha"])
+    rng = random.Random(11)
+    classes = ["a", "b", "c"]
+
+    def answer(accuracy: float, truth: str) -> str:
+        return truth if rng.random() < accuracy else rng.choice([c for c in classes if c != truth])
+
+    def ever_restricted(accuracy: float) -> bool:
+        llr = 0.0
+        for _ in range(200):
+            truth = rng.choice(classes)
+            votes = [(answer(r, truth), r) for r in (rng.uniform(0.6, 0.95), rng.uniform(0.6, 0.95))]
+            llr += _agreement_llr(p, _peer_posterior(answer(accuracy, truth), votes, 3), 3)
+            if llr >= bar:
+                return True
+        return False
+
+    # then at most alpha of the good ones were ever restricted, and nearly every random one was
+    good = sum(ever_restricted(0.8) for _ in range(2000)) / 2000
+    spam = sum(ever_restricted(1 / 3) for _ in range(2000)) / 2000
+    assert good <= 0.05
+    assert spam >= 0.99
 
 
 @pytest.mark.django_db
@@ -278,8 +361,10 @@ def test_a_worker_who_answers_first_is_judged_when_the_others_answer():
     spammer = answer_all(batch, "dog")
     assert not Restriction.objects.filter(worker=spammer).exists()  # nothing to compare with yet
 
-    # when
-    careful = [answer_all(batch, "cat"), answer_all(batch, "cat")]
+    # when two careful workers with a good gold record in the project answer the same tasks
+    careful = [_with_gold_record(batch), _with_gold_record(batch)]
+    for worker in careful:
+        answer_all(batch, "cat", worker=worker)
 
     # then: the spammer is restricted by the rule and their answers rejected; the others are not
     (restriction,) = Restriction.objects.filter(worker=spammer)
@@ -304,8 +389,8 @@ def test_a_restricted_worker_loses_the_leases_they_still_hold():
         assignment_submit(worker=spammer, assignment_id=lease.id, answer="dog")
 
     # when: two careful workers answer everything and the rule restricts the spammer
-    answer_all(batch, "cat")
-    answer_all(batch, "cat")
+    answer_all(batch, "cat", worker=_with_gold_record(batch))
+    answer_all(batch, "cat", worker=_with_gold_record(batch))
 
     # then: the held lease was handed back by the rule, its slot is free, and it cannot be answered
     assert Restriction.objects.filter(worker=spammer).count() == 1
