@@ -318,7 +318,7 @@ def _peer_posterior(answer: str, votes: list[tuple[str, float]], k: int) -> floa
     log_none = 0.0  # the weight of an answer nobody gave
     for _, r in votes:
         log_none += math.log((1 - r) / (k - 1))
-    for candidate in {answer, *(a for a, _ in votes)}:
+    for candidate in sorted({answer, *(a for a, _ in votes)}):  # sorted: the same sums every run
         log_w[candidate] = sum(
             math.log(r) if a == candidate else math.log((1 - r) / (k - 1)) for a, r in votes
         )
