@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Sum
 from scipy.stats import beta as beta_dist
 
 from ..models import Reliability
@@ -39,9 +39,30 @@ class Estimate:
         }
 
 
-def posterior_mean(correct: int, total: int) -> float:
-    """The estimate's mean alone (the consensus weight), without the interval's Beta quantiles."""
-    return (PRIOR_ALPHA + correct) / (PRIOR_ALPHA + PRIOR_BETA + total)
+PRIOR_STRENGTH = PRIOR_ALPHA + PRIOR_BETA
+PRIOR_MEAN = PRIOR_ALPHA / PRIOR_STRENGTH
+
+
+def posterior_mean(correct: int, total: int, *, prior_mean: float = PRIOR_MEAN) -> float:
+    """The estimate's mean alone (the consensus weight), without the interval's Beta quantiles.
+
+    ``prior_mean`` moves the prior's centre and keeps its strength (``PRIOR_STRENGTH`` answers),
+    e.g. to the crowd's own accuracy (``crowd_accuracy``)."""
+    return (prior_mean * PRIOR_STRENGTH + correct) / (PRIOR_STRENGTH + total)
+
+
+def crowd_accuracy(project_id: int, *, exclude: int | None = None) -> float:
+    """The project's pooled accuracy on control tasks (Laplace-smoothed), one worker left out.
+
+    A prior centre for judging the others by the crowd they are in rather than by the platform
+    prior (0.8): in a crowd worse than that, the platform prior makes majorities look surer than
+    they are.
+    """
+    rows = Reliability.objects.filter(project_id=project_id)
+    if exclude is not None:
+        rows = rows.exclude(worker_id=exclude)
+    totals = rows.aggregate(correct=Sum("gold_correct"), total=Sum("gold_total"))
+    return (1 + (totals["correct"] or 0)) / (2 + (totals["total"] or 0))
 
 
 def estimate(correct: int, total: int) -> Estimate:

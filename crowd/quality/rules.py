@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F, Sum, TextChoices
+from django.db.models import F, TextChoices
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from rest_framework import serializers
@@ -30,7 +30,7 @@ from marketplace.models import Batch
 from ..enums import ANSWERED, ASSIGNMENT_TRANSITIONS, Actor, AssignmentStatus, RestrictionScope, RuleKind
 from ..models import Assignment, QualityRule, Reliability, Restriction, Worker
 from ..services.leases import leases_release
-from .reliability import PRIOR_ALPHA, PRIOR_BETA
+from .reliability import crowd_accuracy, posterior_mean
 from .restrictions import active_q, restriction_create
 from .review import verdict_apply
 
@@ -327,25 +327,6 @@ def _peer_posterior(answer: str, votes: list[tuple[str, float]], k: int) -> floa
     return math.exp(log_w[answer] - top) / z
 
 
-PRIOR_STRENGTH = PRIOR_ALPHA + PRIOR_BETA
-
-
-def _crowd_gold_accuracy(project_id: int, *, exclude: int) -> float:
-    """The project's pooled accuracy on control tasks (Laplace-smoothed), the judged worker left out.
-
-    The agreement test centres its estimate of each other worker's accuracy here, worth
-    ``PRIOR_STRENGTH`` control answers, rather than on the platform prior (0.8): a crowd that is
-    worse than that would otherwise make its majorities look surer than they are, and good workers
-    who disagree with a wrong majority would pay for it.
-    """
-    totals = (
-        Reliability.objects.filter(project_id=project_id)
-        .exclude(worker_id=exclude)
-        .aggregate(correct=Sum("gold_correct"), total=Sum("gold_total"))
-    )
-    return (1 + (totals["correct"] or 0)) / (2 + (totals["total"] or 0))
-
-
 def _agreement_llr(p: dict[str, Any], truth_posterior: float, k: int) -> float:
     """log P(this answer | accuracy ``bad``) / P(this answer | accuracy ``good``), the truth being
     the answer with probability ``truth_posterior``: a worker at accuracy ``h`` gives an answer
@@ -405,13 +386,14 @@ def _majority_agreement(
         ).values_list("worker_id", "gold_correct", "gold_total")
     }
     k = _classes(batch, p, len({a for votes in others.values() for a, _ in votes} | {a for _, a in mine}))
-    prior = _crowd_gold_accuracy(batch.project_id, exclude=worker_id)
+    # Each author's accuracy is centred on the crowd's, not on the platform prior: in a crowd
+    # worse than 0.8 that prior makes majorities look surer than they are.
+    prior = crowd_accuracy(batch.project_id, exclude=worker_id)
     floor, ceiling = 1 / k + 1e-6, 0.99  # below chance a vote says nothing; nobody is certain
-    reliability = {}
-    for author in authors:
-        correct, total = gold.get(author, (0, 0))
-        estimate = (prior * PRIOR_STRENGTH + correct) / (PRIOR_STRENGTH + total)
-        reliability[author] = min(ceiling, max(floor, estimate))
+    reliability = {
+        author: min(ceiling, max(floor, posterior_mean(*gold.get(author, (0, 0)), prior_mean=prior)))
+        for author in authors
+    }
     llr = sum(
         _agreement_llr(
             p,
