@@ -157,6 +157,30 @@ class Reliability(models.Model):
         return f"reliability of worker {self.worker_id} on {self.project_id or 'all projects'}"
 
 
+class WorkerConfusion(models.Model):
+    """A worker's expected answer counts in one batch, from the batch's last Dawid-Skene re-fit.
+
+    ``counts[t][a]``: how many of their answers were class ``a`` on tasks whose class is ``t``
+    (soft counts from the fit's posteriors; gold tasks count with their known class), over
+    ``Batch.consensus_labels``. A task that reaches its overlap between two re-fits is weighed with
+    these (``marketplace.services.consensus``), so the instant consensus and the dynamic-overlap
+    decision use what the model learned about each worker, not only their gold record. Rewritten by
+    every re-fit, in the transaction that writes its results.
+    """
+
+    batch = models.ForeignKey("marketplace.Batch", on_delete=models.CASCADE, related_name="+", db_index=False)
+    worker = models.ForeignKey(Worker, on_delete=models.CASCADE, related_name="+")
+    counts = models.JSONField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "worker"], name="workerconfusion_batch_worker")
+        ]
+
+    def __str__(self) -> str:
+        return f"confusion of worker {self.worker_id} in batch {self.batch_id}"
+
+
 class WorkerSkill(models.Model):
     """A worker's value (0 to 100) of a requester's skill."""
 

@@ -184,11 +184,14 @@ class Batch(models.Model):
     )
     target_confidence = models.FloatField(null=True, blank=True)
     # The last full re-fit: its version (0 = never), when its input was read, a fingerprint of that
-    # input (an unchanged input is not re-fitted), and the class labels it saw (canonical JSON).
+    # input (an unchanged input is not re-fitted), the class labels it saw (canonical JSON) and,
+    # for Dawid-Skene, the expected number of tasks of each of those classes (the per-worker counts
+    # are ``crowd.WorkerConfusion``).
     consensus_version = models.PositiveIntegerField(default=0, editable=False)
     consensus_read_at = models.DateTimeField(null=True, blank=True, editable=False)
     consensus_fingerprint = models.CharField(max_length=64, blank=True, default="", editable=False)
     consensus_labels = models.JSONField(default=list, blank=True, editable=False)
+    consensus_class_counts = models.JSONField(default=list, blank=True, editable=False)
 
     class Meta:
         ordering = ["-id"]

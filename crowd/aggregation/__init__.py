@@ -7,7 +7,15 @@ same code serves an instant per-task consensus, a periodic batch re-fit and the 
 
 from ._encode import Encoded, encode, encode_multilabel
 from .agreement import PairwiseKappa, fleiss_kappa, krippendorff_alpha, pairwise_cohen_kappa
-from .em import DEFAULT_POLICY, EMPolicy, dawid_skene, one_coin_dawid_skene, posteriors_from_model
+from .em import (
+    DEFAULT_POLICY,
+    EMPolicy,
+    confusion_counts,
+    confusion_from_counts,
+    dawid_skene,
+    one_coin_dawid_skene,
+    posteriors_from_model,
+)
 from .majority import accuracy_to_weights, majority_vote, weighted_vote
 from .multilabel import MultiLabelResult, multilabel_dawid_skene
 from .numeric import NumericResult, weighted_median
@@ -22,6 +30,8 @@ __all__ = [
     "NumericResult",
     "PairwiseKappa",
     "accuracy_to_weights",
+    "confusion_counts",
+    "confusion_from_counts",
     "dawid_skene",
     "encode",
     "encode_multilabel",

@@ -371,3 +371,42 @@ def posteriors_from_model(
     log_prior = np.log(np.maximum(np.asarray(class_priors, dtype=np.float64), _TINY))
     log_lik = _answer_matrix(c) @ log_theta + log_prior[None, :]
     return _normalise_log(log_lik)[0]
+
+
+def confusion_counts(
+    task_idx: ArrayLike,
+    worker_idx: ArrayLike,
+    label: ArrayLike,
+    posteriors: ArrayLike,
+    *,
+    n_workers: int | None = None,
+) -> FloatArray:
+    """Expected answer counts ``(n_workers, K, K)`` as ``[worker, true, answered]`` under ``posteriors``
+    (``(n_tasks, K)``, e.g. a fit's, gold tasks clamped): what an M-step sees. A fit's counts can be
+    kept and turned into confusion rows later (``confusion_from_counts``), so answers that arrive
+    between two fits are weighed by what the last fit learned, without re-fitting."""
+    post = np.asarray(posteriors, dtype=np.float64)
+    if post.ndim != 2:
+        raise ValueError("posteriors must have shape (n_tasks, K)")
+    n_tasks, k = post.shape
+    c = check_codes(task_idx, worker_idx, label, n_tasks=n_tasks, n_workers=n_workers, n_classes=k)
+    return np.asarray(_answer_matrix(c).T @ post).reshape(c.n_workers, k, k).transpose(0, 2, 1)
+
+
+def confusion_from_counts(
+    counts: ArrayLike, *, smoothing: float = 1.0, diagonal_prior: float = 1.0
+) -> FloatArray:
+    """Confusion rows ``[worker, true, answered]`` from counts of the same shape: each row's posterior
+    *mean* under a Dirichlet(``smoothing`` + ``diagonal_prior`` * I) prior. The defaults are the
+    posterior mean under the prior whose MAP ``dawid_skene`` fits: a worker seen a few times keeps
+    rows well inside (0, 1), so a decision taken from them (stop buying answers) is not overconfident
+    the way MAP rows near 0/1 are."""
+    _check_pseudo_count("smoothing", smoothing)
+    _check_pseudo_count("diagonal_prior", diagonal_prior)
+    n = np.asarray(counts, dtype=np.float64)
+    if n.ndim != 3 or n.shape[1] != n.shape[2] or not np.all(np.isfinite(n)) or (n.size and n.min() < 0):
+        raise ValueError("counts must be finite non-negative, of shape (n_workers, K, K)")
+    k = n.shape[1]
+    rows = n + smoothing + diagonal_prior * np.eye(k)[None]
+    sums = rows.sum(axis=2, keepdims=True)
+    return np.divide(rows, sums, out=np.full_like(rows, 1.0 / max(k, 1)), where=sums > 0)

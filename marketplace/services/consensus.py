@@ -3,14 +3,20 @@
 Two ways a ``TaskConsensus`` row is written:
 
 - ``task_consensus_update``: at once, in the request of the submit that brings a task to its
-  overlap (or, with dynamic overlap, to ``min_overlap``), from that task's answers and the
-  workers' current gold-based reliability (``crowd.quality.reliability``). Dawid-Skene batches
-  use the one-coin model with each worker's reliability as their accuracy (one E-step:
-  ``posteriors_from_model``); the row gets ``model_version = 0``. With dynamic overlap the same
-  call decides whether the task stops or gets one more slot.
+  overlap (or, with dynamic overlap, to ``min_overlap``), from that task's answers and the current
+  worker estimates; the row gets ``model_version = 0``. Dawid-Skene batches run one E-step
+  (``posteriors_from_model``) with each answering worker's confusion rows from the batch's last
+  re-fit (``crowd.WorkerConfusion``: posterior-mean rows, ``confusion_from_counts``) and that fit's
+  class shares; a worker the last fit has not seen (or every worker, before the first fit) counts
+  with the one-coin model, their gold-based reliability (``crowd.quality.reliability``) as
+  accuracy. With dynamic overlap the same call decides whether the task stops or gets one more slot.
 - ``batch_refit``: the batch's method over all of its answers (Dawid-Skene: full EM, gold tasks
-  clamped), rows upserted in one short transaction with the next ``model_version``. Idempotent: an
-  input identical to the last fit's (same answers, same method, same weights) writes nothing.
+  clamped), rows upserted in one short transaction with the next ``model_version``, together with
+  the workers' expected confusion counts. With dynamic overlap, that transaction re-applies the
+  stop/grow rule with the re-fit's confidences to tasks whose answers the fit saw (a task the fit
+  now finds sure stops; one it now doubts gets a slot, up to ``max_overlap``) while the batch is
+  open or paused. Idempotent: an input identical to the last fit's (same answers, same method, same
+  weights) writes nothing.
 
 Heavy work (loading answers, fitting) runs outside any transaction and lock; only the writes hold
 the batch row (CVAT's split). Categorical answers are compared as canonical JSON, so any JSON answer
@@ -34,7 +40,7 @@ from django.utils import timezone
 
 from crowd import aggregation as agg
 from crowd.enums import ANSWERED, AssignmentStatus
-from crowd.models import Assignment, Reliability
+from crowd.models import Assignment, Reliability, WorkerConfusion
 from crowd.quality.reliability import posterior_mean
 
 from ..enums import AggregationMethod, AnswerComparison, BatchStatus, TaskStatus
@@ -80,6 +86,43 @@ class Outcome:
     answers_count: int
 
 
+@dataclass(frozen=True)
+class FittedModel:
+    """What a Dawid-Skene re-fit learned, kept for instant estimates until the next one: the class
+    labels (canonical JSON), the expected number of tasks per class, and per worker id the expected
+    counts ``[true][answered]`` over those labels."""
+
+    labels: list[str]
+    class_counts: list[float]
+    worker_counts: dict[int, list[list[float]]]
+
+
+def _instant_model(
+    values: list[str], workers: Sequence[int], accuracy: np.ndarray, model: FittedModel | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Confusion rows ``(n_workers, K, K)`` and class priors over ``values`` for one E-step: one-coin
+    rows from ``accuracy`` (gold reliability), replaced by the fitted rows of every worker the last
+    re-fit saw, whose class shares (+1 each, as in the fit) then replace the uniform prior."""
+    k = len(values)
+    p = np.clip(accuracy, 1e-3, 1 - 1e-3)[:, None, None]
+    confusion = np.where(np.eye(k, dtype=bool)[None], p, (1 - p) / (k - 1))
+    priors = np.full(k, 1.0 / k)
+    if model is None or not model.labels:
+        return confusion, priors
+    index = {v: i for i, v in enumerate(values)}
+    pos = np.asarray([index[label] for label in model.labels])
+    fitted = [i for i, w in enumerate(workers) if int(w) in model.worker_counts]
+    if fitted:
+        counts = np.zeros((len(fitted), k, k))
+        counts[:, pos[:, None], pos[None, :]] = np.asarray(
+            [model.worker_counts[int(workers[i])] for i in fitted], dtype=np.float64
+        )
+        confusion[fitted] = agg.confusion_from_counts(counts)
+    class_counts = np.ones(k)
+    class_counts[pos] += model.class_counts
+    return confusion, class_counts / class_counts.sum()
+
+
 def _aggregate(
     *,
     method: str,
@@ -89,11 +132,14 @@ def _aggregate(
     reliability: dict[int, float],
     label_hint: Sequence[str],
     full_fit: bool,
-) -> tuple[dict[int, Outcome], list[str]]:
-    """Consensus per task id from ``(task, worker, answer)`` rows. Returns it and the class labels.
+    model: FittedModel | None = None,
+) -> tuple[dict[int, Outcome], FittedModel]:
+    """Consensus per task id from ``(task, worker, answer)`` rows, and the class labels seen (with,
+    for a full Dawid-Skene fit, the counts to keep: ``FittedModel``).
 
     ``gold`` (task id → known answer) clamps those tasks; they train Dawid-Skene's confusion
-    matrices. ``full_fit`` False is the instant estimate (one-coin model from ``reliability``).
+    matrices. ``full_fit`` False is the instant estimate (``_instant_model``: the last fit's
+    ``model`` where it knows the worker, else one-coin from ``reliability``).
     """
     tasks = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
     workers = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
@@ -115,10 +161,11 @@ def _aggregate(
             int(t): Outcome(float(num.values[i]), float(num.confidence[i]), int(num.n_answers[i]))
             for i, t in enumerate(enc.tasks)
         }
-        return out, []
+        return out, FittedModel([], [], {})
     labels = [canonical(r[2]) for r in rows]
     gold_labels = {t: canonical(v) for t, v in gold.items()}
-    values = sorted(set(labels) | set(label_hint) | set(gold_labels.values()))
+    fitted_labels = model.labels if model is not None else []
+    values = sorted(set(labels) | set(label_hint) | set(gold_labels.values()) | set(fitted_labels))
     if len(values) < 2:
         values = sorted({*values, PHANTOM})
     enc = agg.encode(tasks, workers, np.asarray(labels, dtype=object), label_values=values)
@@ -126,6 +173,8 @@ def _aggregate(
     g = enc.encode_gold(gold_labels) if gold_labels else None
     accuracy = np.asarray([reliability.get(int(w), 0.0) for w in enc.workers])
     codes = (enc.task_idx, enc.worker_idx, enc.label)
+    kept = [i for i, v in enumerate(values) if v != PHANTOM]
+    fitted = FittedModel([values[i] for i in kept], [], {})
     if method == AggregationMethod.MAJORITY:
         res = agg.majority_vote(*codes, gold=g, n_classes=k)
         label_codes, conf = res.labels, res.confidence
@@ -135,11 +184,18 @@ def _aggregate(
     elif full_fit:
         res = agg.dawid_skene(*codes, gold=g, n_classes=k)
         label_codes, conf = res.labels, res.confidence
+        counts = agg.confusion_counts(*codes, res.posteriors, n_workers=enc.n_workers)[:, kept][:, :, kept]
+        answered = np.bincount(enc.task_idx, minlength=enc.n_tasks) > 0
+        if g is not None:
+            answered |= g >= 0
+        fitted = FittedModel(
+            fitted.labels,
+            np.round(res.posteriors[answered].sum(axis=0)[kept], 4).tolist(),
+            {int(w): np.round(counts[i], 4).tolist() for i, w in enumerate(enc.workers)},
+        )
     else:
-        p = np.clip(accuracy, 1e-3, 1 - 1e-3)[:, None, None]
-        eye = np.eye(k, dtype=bool)[None]
-        confusion = np.where(eye, p, (1 - p) / (k - 1))
-        post = agg.posteriors_from_model(*codes, confusion, np.full(k, 1.0 / k), n_tasks=enc.n_tasks)
+        confusion, priors = _instant_model(values, enc.workers, accuracy, model)
+        post = agg.posteriors_from_model(*codes, confusion, priors, n_tasks=enc.n_tasks)
         label_codes, conf = post.argmax(axis=1), post.max(axis=1)
     n_answers = np.bincount(enc.task_idx, minlength=enc.n_tasks)
     out = {}
@@ -148,7 +204,7 @@ def _aggregate(
         label = enc.labels[code] if code >= 0 else PHANTOM
         answer = None if label == PHANTOM else json.loads(label)
         out[int(t)] = Outcome(answer, round(float(conf[i]), 6), int(n_answers[i]))
-    return out, [v for v in values if v != PHANTOM]
+    return out, fitted
 
 
 # --- instant consensus and dynamic overlap ------------------------------------------------------
@@ -172,7 +228,7 @@ def task_consensus_update(*, task_id: int) -> TaskConsensus | None:
         loaded = _task_load_pg(task_id) if connection.vendor == "postgresql" else _task_load_orm(task_id)
         if loaded is None:
             return None
-        task, rows, reliability = loaded
+        task, rows, reliability, model = loaded
         batch = task.batch
         if not rows:
             TaskConsensus.objects.filter(task_id=task_id).delete()
@@ -185,6 +241,7 @@ def task_consensus_update(*, task_id: int) -> TaskConsensus | None:
             reliability=reliability,
             label_hint=_schema_labels(batch.project) or batch.consensus_labels,
             full_fit=False,
+            model=model,
         )
         outcome = outcomes[task_id]
         row = TaskConsensus(
@@ -206,15 +263,17 @@ def task_consensus_update(*, task_id: int) -> TaskConsensus | None:
 
 
 # Task, batch and project fields the consensus needs, and the task's counted answers with each
-# answering worker's gold counts on the project, in one round trip under the task's row lock.
+# answering worker's gold counts on the project and confusion counts from the batch's last re-fit,
+# in one round trip under the task's row lock.
 _TASK_LOAD_SQL = f"""
 SELECT t.is_gold, t.status, t.overlap, t.slots_taken, t.answers_count,
        b.id, b.aggregation_method, b.consensus_labels, b.overlap, b.min_overlap, b.max_overlap,
-       b.target_confidence, p.id, p.answer_schema, p.answer_comparison,
-       (SELECT json_agg(json_build_array(a.worker_id, a.answer, r.gold_correct, r.gold_total)
+       b.target_confidence, p.id, p.answer_schema, p.answer_comparison, b.consensus_class_counts,
+       (SELECT json_agg(json_build_array(a.worker_id, a.answer, r.gold_correct, r.gold_total, c.counts)
                         ORDER BY a.id)
         FROM crowd_assignment a
         LEFT JOIN crowd_reliability r ON r.worker_id = a.worker_id AND r.project_id = b.project_id
+        LEFT JOIN crowd_workerconfusion c ON c.batch_id = b.id AND c.worker_id = a.worker_id
         WHERE a.task_id = t.id AND a.status IN ({", ".join(f"'{s}'" for s in ANSWERED)}))
 FROM marketplace_task t
 JOIN marketplace_batch b ON b.id = t.batch_id
@@ -224,7 +283,17 @@ FOR UPDATE OF t
 """
 
 
-def _task_load_pg(task_id: int) -> tuple[Task, list[tuple[int, int, Any]], dict[int, float]] | None:
+Loaded = tuple[Task, list[tuple[int, int, Any]], dict[int, float], FittedModel | None]
+
+
+def _fitted_model(batch: Batch, worker_counts: dict[int, list[list[float]]]) -> FittedModel | None:
+    """The last Dawid-Skene re-fit's model as the instant estimate needs it (None before any)."""
+    if batch.aggregation_method != AggregationMethod.DAWID_SKENE or not batch.consensus_class_counts:
+        return None
+    return FittedModel(list(batch.consensus_labels), list(batch.consensus_class_counts), worker_counts)
+
+
+def _task_load_pg(task_id: int) -> Loaded | None:
     with connection.cursor() as cursor:
         cursor.execute(_TASK_LOAD_SQL, {"task": task_id})
         found = cursor.fetchone()
@@ -233,7 +302,9 @@ def _task_load_pg(task_id: int) -> tuple[Task, list[tuple[int, int, Any]], dict[
     (is_gold, status, overlap, slots_taken, answers_count, batch_id, method, labels, batch_overlap) = found[
         :9
     ]
-    (min_overlap, max_overlap, target, project_id, answer_schema, comparison, answers) = found[9:]
+    (min_overlap, max_overlap, target, project_id, answer_schema, comparison, class_counts, answers) = found[
+        9:
+    ]
     if is_gold:
         return None
     project = Project(
@@ -248,6 +319,7 @@ def _task_load_pg(task_id: int) -> tuple[Task, list[tuple[int, int, Any]], dict[
         min_overlap=min_overlap,
         max_overlap=max_overlap,
         target_confidence=target,
+        consensus_class_counts=json_column(class_counts),
     )
     task = Task(
         id=task_id,
@@ -258,14 +330,16 @@ def _task_load_pg(task_id: int) -> tuple[Task, list[tuple[int, int, Any]], dict[
         slots_taken=slots_taken,
         answers_count=answers_count,
     )
-    rows, reliability = [], {}
-    for worker_id, answer, correct, total in json_column(answers) or []:
+    rows, reliability, worker_counts = [], {}, {}
+    for worker_id, answer, correct, total, counts in json_column(answers) or []:
         rows.append((task_id, worker_id, answer))
         reliability[worker_id] = posterior_mean(correct or 0, total or 0)
-    return task, rows, reliability
+        if counts is not None:
+            worker_counts[worker_id] = counts
+    return task, rows, reliability, _fitted_model(batch, worker_counts)
 
 
-def _task_load_orm(task_id: int) -> tuple[Task, list[tuple[int, int, Any]], dict[int, float]] | None:
+def _task_load_orm(task_id: int) -> Loaded | None:
     task = Task.objects.select_for_update(of=("self",)).select_related("batch__project").get(pk=task_id)
     if task.is_gold:
         return None
@@ -274,7 +348,13 @@ def _task_load_orm(task_id: int) -> tuple[Task, list[tuple[int, int, Any]], dict
         .order_by("id")
         .values_list("task_id", "worker_id", "answer")
     )
-    return task, rows, _reliability(task.batch.project_id, (r[1] for r in rows))
+    workers = {r[1] for r in rows}
+    worker_counts = dict(
+        WorkerConfusion.objects.filter(batch_id=task.batch_id, worker_id__in=workers).values_list(
+            "worker_id", "counts"
+        )
+    )
+    return task, rows, _reliability(task.batch.project_id, workers), _fitted_model(task.batch, worker_counts)
 
 
 def _consensus_upsert(row: TaskConsensus) -> None:
@@ -319,23 +399,67 @@ def _batch_has_open_task(batch_id: int) -> bool:
         return cursor.fetchone()[0]
 
 
-def _overlap_decide(task: Task, batch: Batch, confidence: float) -> None:
-    """Stop or grow one row-locked task (see ``task_consensus_update``); keeps ``slots_taken <=
-    overlap`` and ``status`` (complete iff ``answers_count >= overlap``) exact."""
+def _overlap_rule(task: Task, batch: Batch, confidence: float) -> bool:
+    """The dynamic-overlap rule on one task's counters: stop (no new slots) at the target, else one
+    more slot once every slot is answered, up to ``max_overlap``. Sets ``overlap`` and ``status``
+    (complete iff ``answers_count >= overlap``, and ``slots_taken <= overlap`` holds) and returns
+    whether they changed; the caller holds the task's row lock and saves."""
     answers = task.answers_count
     if answers < batch.effective_min_overlap:
-        return
+        return False
     assert batch.target_confidence is not None and batch.max_overlap is not None
     if confidence >= batch.target_confidence:
         overlap = max(task.slots_taken, answers)
     elif answers >= task.overlap and task.overlap < batch.max_overlap:
         overlap = task.overlap + 1
     else:
-        return
+        return False
     status = TaskStatus.COMPLETE if answers >= overlap else TaskStatus.OPEN
-    if (overlap, status) != (task.overlap, task.status):
-        task.overlap, task.status = overlap, status
+    if (overlap, status) == (task.overlap, task.status):
+        return False
+    task.overlap, task.status = overlap, status
+    return True
+
+
+def _overlap_decide(task: Task, batch: Batch, confidence: float) -> None:
+    """Stop or grow one row-locked task (see ``task_consensus_update``)."""
+    if _overlap_rule(task, batch, confidence):
         task.save(update_fields=["overlap", "status"])
+
+
+def _overlap_after_refit(batch: Batch, outcomes: dict[int, Outcome]) -> int:
+    """Re-apply the stop/grow rule with a re-fit's confidences (inside its write transaction, the
+    batch row locked); returns how many tasks changed.
+
+    Only tasks whose answers are exactly those the fit saw: a task answered since has had (or is
+    having) its instant decision from fresher data. A first read without locks picks the tasks whose
+    counters would change; those are then locked with SKIP LOCKED (a task locked now is in a submit,
+    which decides for itself) and the rule re-run on the locked counters.
+    """
+    if not batch.is_dynamic_overlap or batch.status not in (BatchStatus.OPEN, BatchStatus.PAUSED):
+        return 0
+    fields = ("id", "overlap", "slots_taken", "answers_count", "status")
+
+    def changed(tasks: Iterable[Task]) -> list[Task]:
+        return [
+            t
+            for t in tasks
+            if t.pk in outcomes
+            and outcomes[t.pk].answers_count == t.answers_count
+            and _overlap_rule(t, batch, outcomes[t.pk].confidence)
+        ]
+
+    regular = Task.objects.filter(
+        batch_id=batch.pk, is_gold=False, answers_count__gte=batch.effective_min_overlap
+    )
+    candidates = [t.pk for t in changed(regular.only(*fields).iterator(chunk_size=CHUNK))]
+    done = 0
+    for start in range(0, len(candidates), CHUNK):
+        locked = regular.filter(id__in=candidates[start : start + CHUNK]).select_for_update(skip_locked=True)
+        dirty = changed(locked.only(*fields).order_by("id"))
+        Task.objects.bulk_update(dirty, ["overlap", "status"])
+        done += len(dirty)
+    return done
 
 
 def should_update(*, answers: int, overlap: int, min_overlap: int | None) -> bool:
@@ -424,9 +548,9 @@ def batch_refit(*, batch_id: int) -> int:
         Batch.objects.filter(pk=batch_id, consensus_fingerprint=fingerprint).update(consensus_read_at=read_at)
         return batch.consensus_version
     outcomes: dict[int, Outcome] = {}
-    labels: list[str] = []
+    model = FittedModel([], [], {})
     if regular:
-        outcomes, labels = _aggregate(
+        outcomes, model = _aggregate(
             method=method,
             numeric=numeric,
             rows=[(r[1], r[2], r[3]) for r in answers],
@@ -436,7 +560,7 @@ def batch_refit(*, batch_id: int) -> int:
             full_fit=True,
         )
     regular_tasks = {r[1] for r in regular}
-    return _refit_write(batch_id, read_at, fingerprint, method, outcomes, regular_tasks, labels)
+    return _refit_write(batch_id, read_at, fingerprint, method, outcomes, regular_tasks, model)
 
 
 def _refit_write(
@@ -446,7 +570,7 @@ def _refit_write(
     method: str,
     outcomes: dict[int, Outcome],
     regular_tasks: set[int],
-    labels: list[str],
+    model: FittedModel,
 ) -> int:
     with transaction.atomic():
         locked = Batch.objects.select_for_update(no_key=True).get(pk=batch_id)
@@ -481,12 +605,24 @@ def _refit_write(
         TaskConsensus.objects.filter(
             batch_id=batch_id, model_version__lt=version, updated_at__lt=read_at
         ).delete()
+        WorkerConfusion.objects.filter(batch_id=batch_id).delete()
+        WorkerConfusion.objects.bulk_create(
+            [
+                WorkerConfusion(batch_id=batch_id, worker_id=w, counts=c)
+                for w, c in model.worker_counts.items()
+            ],
+            batch_size=CHUNK,
+        )
         Batch.objects.filter(pk=batch_id).update(
             consensus_version=version,
             consensus_read_at=read_at,
             consensus_fingerprint=fingerprint,
-            consensus_labels=labels,
+            consensus_labels=model.labels,
+            consensus_class_counts=model.class_counts,
         )
+        changed = _overlap_after_refit(locked, outcomes)
+    if changed:
+        logger.info("re-fit %s of batch %s changed the overlap of %s tasks", version, batch_id, changed)
     return version
 
 

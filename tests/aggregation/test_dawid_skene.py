@@ -5,6 +5,8 @@ import pytest
 
 from crowd.aggregation import (
     EMPolicy,
+    confusion_counts,
+    confusion_from_counts,
     dawid_skene,
     majority_vote,
     one_coin_dawid_skene,
@@ -186,6 +188,41 @@ def test_posteriors_from_model_reproduce_the_fit():
     post = posteriors_from_model(task, worker, label, res.confusion, res.class_priors)
 
     np.testing.assert_allclose(post, res.posteriors, atol=1e-4)
+
+
+def test_confusion_counts_spread_each_answer_over_the_task_posterior():
+    # task 0 is class 0 for sure, task 1 is 75/25; worker 0 answers 1 on both, worker 1 answers 0
+    posteriors = np.array([[1.0, 0.0], [0.75, 0.25]])
+    task, worker, label = np.array([0, 1, 1]), np.array([0, 0, 1]), np.array([1, 1, 0])
+
+    counts = confusion_counts(task, worker, label, posteriors)
+
+    # [worker, true, answered]
+    np.testing.assert_allclose(counts[0], [[0, 1.75], [0, 0.25]])
+    np.testing.assert_allclose(counts[1], [[0.75, 0], [0.25, 0]])
+
+
+def test_a_fits_counts_give_back_its_map_confusion():
+    task, worker, label, _ = simulate([0.9, 0.8, 0.7, 0.6], n_tasks=200, n_classes=3, seed=7)
+    res = dawid_skene(task, worker, label, policy=EMPolicy(posterior_tol=1e-6, tol=1e-10))
+
+    counts = confusion_counts(task, worker, label, res.posteriors)
+
+    # the default fit is the MAP under Dirichlet(1 + I): counts + I, normalised per true class
+    np.testing.assert_allclose(confusion_from_counts(counts, smoothing=0.0), res.confusion, atol=1e-4)
+
+
+def test_confusion_from_counts_is_the_posterior_mean():
+    counts = np.array([[[3.0, 1.0], [0.0, 2.0]]])
+
+    rows = confusion_from_counts(counts)
+
+    # Dirichlet(1 + I) prior: (3+2, 1+1) / 7 and (0+1, 2+2) / 5
+    np.testing.assert_allclose(rows[0], [[5 / 7, 2 / 7], [1 / 5, 4 / 5]])
+    with pytest.raises(ValueError, match="non-negative"):
+        confusion_from_counts(-counts)
+    with pytest.raises(ValueError, match="shape"):
+        confusion_from_counts(counts[0])
 
 
 def test_one_coin_learns_accuracies_and_labels():
