@@ -92,3 +92,11 @@ class SkillOp(models.TextChoices):
     EQ = "=="
     EXISTS = "exists"
     NOT_EXISTS = "not exists"
+
+
+class SnapshotStatus(models.TextChoices):
+    """A results snapshot is written by a Celery task: pending → ready (file written) or failed."""
+
+    PENDING = "pending"
+    READY = "ready"
+    FAILED = "failed"

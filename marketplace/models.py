@@ -9,7 +9,15 @@ from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.db import models
 from django.db.models import F, Q
 
-from .enums import AggregationMethod, AnswerComparison, BatchStatus, ReviewMode, SkillOp, TaskStatus
+from .enums import (
+    AggregationMethod,
+    AnswerComparison,
+    BatchStatus,
+    ReviewMode,
+    SkillOp,
+    SnapshotStatus,
+    TaskStatus,
+)
 
 
 class UserManager(BaseUserManager["User"]):
@@ -354,19 +362,28 @@ class TaskConsensus(models.Model):
 
 class BatchSnapshot(models.Model):
     """Frozen results of a batch: a JSON Lines file under ``MEDIA_ROOT/snapshots/`` written once
-    (then made read-only) with its SHA-256. Insert-only: a snapshot never changes."""
+    (then made read-only) with its SHA-256.
+
+    Requested by the API and written by a Celery task, since a large batch takes minutes: the row is
+    inserted ``pending`` and changes exactly once, by a conditional update, to ``ready`` (file,
+    checksum and counts filled in) or ``failed`` (``error``). After that it never changes, and
+    ``save`` refuses to rewrite it.
+    """
 
     batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="snapshots")
     created_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, related_name="+")
-    path = models.CharField(max_length=300, help_text="Relative to MEDIA_ROOT.")
-    sha256 = models.CharField(max_length=64)
-    size_bytes = models.PositiveBigIntegerField()
-    tasks_count = models.PositiveIntegerField()
-    answers_count = models.PositiveIntegerField()
-    method = models.CharField(max_length=12, choices=AggregationMethod.choices)
-    model_version = models.PositiveIntegerField()
+    status = models.CharField(max_length=8, choices=SnapshotStatus.choices, default=SnapshotStatus.PENDING)
+    path = models.CharField(max_length=300, blank=True, default="", help_text="Relative to MEDIA_ROOT.")
+    sha256 = models.CharField(max_length=64, blank=True, default="")
+    size_bytes = models.PositiveBigIntegerField(null=True, blank=True)
+    tasks_count = models.PositiveIntegerField(null=True, blank=True)
+    answers_count = models.PositiveIntegerField(null=True, blank=True)
+    method = models.CharField(max_length=12, choices=AggregationMethod.choices, blank=True, default="")
+    model_version = models.PositiveIntegerField(null=True, blank=True)
     parameters = models.JSONField(default=dict)
+    error = models.CharField(max_length=500, blank=True, default="")
     created_at = models.DateTimeField()
+    completed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]
@@ -376,5 +393,5 @@ class BatchSnapshot(models.Model):
 
     def save(self, *args: object, **kwargs: object) -> None:
         if self.pk is not None:
-            raise ValueError("Snapshots are insert-only.")
+            raise ValueError("Snapshots are insert-only; a pending one is completed by a conditional update.")
         super().save(*args, **kwargs)  # type: ignore[arg-type]

@@ -1,7 +1,7 @@
 """Celery tasks of the requester side. Each takes ids and is idempotent: the service makes a re-run
 harmless."""
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.db import DatabaseError
 
 
@@ -38,3 +38,19 @@ def task_consensus_task(task_id: int) -> None:
     from .services.consensus import task_consensus_update
 
     task_consensus_update(task_id=task_id)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=3)
+def batch_snapshot_task(self: Task, snapshot_id: int) -> str:
+    """Write a requested snapshot (``results.snapshot_write``; a done one is left alone). Database
+    and file-system errors are retried with backoff; after the last retry the snapshot is marked
+    failed, so a requester polling it sees why instead of ``pending`` for ever."""
+    from .services.results import snapshot_fail, snapshot_write
+
+    try:
+        return snapshot_write(snapshot_id=snapshot_id).status
+    except (DatabaseError, OSError) as exc:
+        if self.request.retries >= self.max_retries:
+            snapshot_fail(snapshot_id=snapshot_id, error=f"{type(exc).__name__}: {exc}")
+            raise
+        raise self.retry(exc=exc, countdown=5 * 2**self.request.retries) from exc

@@ -60,6 +60,8 @@ class SnapshotSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "batch",
+            "status",
+            "error",
             "sha256",
             "size_bytes",
             "tasks_count",
@@ -68,6 +70,7 @@ class SnapshotSerializer(serializers.ModelSerializer):
             "model_version",
             "parameters",
             "created_at",
+            "completed_at",
         ]
 
 
@@ -82,13 +85,19 @@ class BatchSnapshotListCreateApi(APIView):
 
     @extend_schema(
         request=None,
-        responses={201: SnapshotSerializer},
+        responses={202: SnapshotSerializer},
         summary="Freeze the current results into an immutable file (JSON Lines, SHA-256)",
+        description=(
+            "Accepted at once as `pending`; a background worker writes the file (minutes for a "
+            "million tasks) and the snapshot turns `ready`, with its checksum and counts, or "
+            "`failed`, with `error`. Poll the list; download once ready. A ready snapshot never "
+            "changes."
+        ),
     )
     def post(self, request: Request, batch_id: int) -> Response:
         batch = selectors.batch_get(requester=request.requester, batch_id=batch_id)
-        snapshot = results.snapshot_create(batch=batch, user=request.user)
-        return Response(SnapshotSerializer(snapshot).data, status=status.HTTP_201_CREATED)
+        snapshot = results.snapshot_request(batch=batch, user=request.user)
+        return Response(SnapshotSerializer(snapshot).data, status=status.HTTP_202_ACCEPTED)
 
 
 class BatchSnapshotDownloadApi(APIView):
@@ -96,6 +105,7 @@ class BatchSnapshotDownloadApi(APIView):
 
     @extend_schema(
         summary="Download a snapshot (its checksum verified first)",
+        description="409 `snapshot_pending` while it is being written, `snapshot_failed` if it failed.",
         responses={(200, "application/x-ndjson"): OpenApiResponse(OpenApiTypes.BINARY)},
     )
     def get(self, request: Request, batch_id: int, snapshot_id: int) -> FileResponse:

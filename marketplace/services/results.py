@@ -28,7 +28,8 @@ from crowd import aggregation as agg
 from crowd.enums import ANSWERED
 from crowd.models import Assignment
 
-from ..errors import ApplicationError
+from ..enums import SnapshotStatus
+from ..errors import ApplicationError, Conflict
 from ..models import Batch, BatchSnapshot, Task, User
 from ..selectors import worker_pseudonym
 from .consensus import canonical, is_numeric
@@ -165,41 +166,61 @@ def _snapshot_dir() -> Path:
     return path
 
 
-def snapshot_create(*, batch: Batch, user: User | None) -> BatchSnapshot:
-    """Freeze the batch's current results (JSON Lines, with answers) into a new read-only file.
+def snapshot_request(*, batch: Batch, user: User | None) -> BatchSnapshot:
+    """Record a ``pending`` snapshot of the batch's results and have ``batch_snapshot_task`` write it
+    after commit (a large batch takes minutes, more than a request should). Eager Celery (the demo,
+    tests) writes it before this returns; the returned row is re-read either way."""
+    from ..tasks import batch_snapshot_task
+
+    with transaction.atomic():
+        snapshot = BatchSnapshot.objects.create(batch=batch, created_by=user, created_at=timezone.now())
+        transaction.on_commit(lambda: batch_snapshot_task.delay(snapshot.pk))
+    return BatchSnapshot.objects.get(pk=snapshot.pk)
+
+
+def snapshot_write(*, snapshot_id: int) -> BatchSnapshot:
+    """Freeze the batch's current results (JSON Lines, with answers) into a new read-only file and
+    complete the pending snapshot; a snapshot already ready or failed is returned unchanged.
 
     The file is written under a temporary name while its SHA-256 is computed, then renamed into
-    place and made read-only; the row records the checksum, counts, method and parameters. On
-    PostgreSQL outside a transaction, tasks and answers are read in one REPEATABLE READ snapshot so
-    the two cursors agree. Never rewrites an existing snapshot.
+    place (a fresh name per attempt) and made read-only; one conditional update from ``pending``
+    records the checksum, counts, method and parameters, so of two attempts racing (a retried task)
+    one wins and the loser removes its file. On PostgreSQL outside a transaction, tasks and answers
+    are read in one REPEATABLE READ snapshot so the two cursors agree.
     """
+    snapshot = BatchSnapshot.objects.get(pk=snapshot_id)
+    if snapshot.status != SnapshotStatus.PENDING:
+        return snapshot
     directory = _snapshot_dir()
-    name = f"batch-{batch.pk}-{uuid.uuid4().hex}.jsonl"
+    name = f"batch-{snapshot.batch_id}-{snapshot.pk}-{uuid.uuid4().hex}.jsonl"
     tmp = directory / f".{name}.tmp"
     digest = hashlib.sha256()
     size = tasks_count = answers_count = 0
     repeatable = connection.vendor == "postgresql" and not connection.in_atomic_block
-    with transaction.atomic():
-        if repeatable:
-            with connection.cursor() as cursor:
-                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        fresh = Batch.objects.select_related("project").get(pk=batch.pk)
-        with open(tmp, "wb") as out:
-            for row in _result_rows(fresh, with_answers=True):
-                data = (_dumps(row) + "\n").encode()
-                out.write(data)
-                digest.update(data)
-                size += len(data)
-                tasks_count += 1
-                answers_count += len(row["answers"])
-            out.flush()
-            os.fsync(out.fileno())
+    try:
+        with transaction.atomic():
+            if repeatable:
+                with connection.cursor() as cursor:
+                    cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            fresh = Batch.objects.select_related("project").get(pk=snapshot.batch_id)
+            with open(tmp, "wb") as out:
+                for row in _result_rows(fresh, with_answers=True):
+                    data = (_dumps(row) + "\n").encode()
+                    out.write(data)
+                    digest.update(data)
+                    size += len(data)
+                    tasks_count += 1
+                    answers_count += len(row["answers"])
+                out.flush()
+                os.fsync(out.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     final = directory / name
     os.replace(tmp, final)
     os.chmod(final, 0o444)
-    return BatchSnapshot.objects.create(
-        batch=fresh,
-        created_by=user,
+    done = BatchSnapshot.objects.filter(pk=snapshot.pk, status=SnapshotStatus.PENDING).update(
+        status=SnapshotStatus.READY,
         path=str(final.relative_to(Path(settings.MEDIA_ROOT))),
         sha256=digest.hexdigest(),
         size_bytes=size,
@@ -216,13 +237,27 @@ def snapshot_create(*, batch: Batch, user: User | None) -> BatchSnapshot:
             "target_confidence": fresh.target_confidence,
             "consensus_version": fresh.consensus_version,
         },
-        created_at=timezone.now(),
+        completed_at=timezone.now(),
+    )
+    if not done:  # another attempt completed it first: its file is the snapshot
+        final.unlink(missing_ok=True)
+    return BatchSnapshot.objects.get(pk=snapshot.pk)
+
+
+def snapshot_fail(*, snapshot_id: int, error: str) -> None:
+    """Mark a pending snapshot failed (its task gave up); a completed one is left alone."""
+    BatchSnapshot.objects.filter(pk=snapshot_id, status=SnapshotStatus.PENDING).update(
+        status=SnapshotStatus.FAILED, error=error[:500], completed_at=timezone.now()
     )
 
 
 def snapshot_path_verified(snapshot: BatchSnapshot) -> Path:
-    """The snapshot's file after checking its SHA-256 (read in chunks); 500 ``snapshot_corrupt``
-    if it is missing or does not match what was recorded."""
+    """The snapshot's file after checking its SHA-256 (read in chunks); 409 while it is not ready,
+    500 ``snapshot_corrupt`` if it is missing or does not match what was recorded."""
+    if snapshot.status == SnapshotStatus.PENDING:
+        raise Conflict("The snapshot is still being written; try again shortly.", code="snapshot_pending")
+    if snapshot.status == SnapshotStatus.FAILED:
+        raise Conflict(f"The snapshot could not be written: {snapshot.error}", code="snapshot_failed")
     path = Path(settings.MEDIA_ROOT) / snapshot.path
     digest = hashlib.sha256()
     try:

@@ -8,12 +8,15 @@ import os
 import stat
 
 import pytest
+from celery.exceptions import Retry
 from django.utils import timezone
 
 from crowd.enums import AssignmentStatus
 from marketplace.models import BatchSnapshot, Task
 from marketplace.selectors import worker_pseudonym
 from marketplace.services.consensus import batch_refit
+from marketplace.services.results import snapshot_write
+from marketplace.tasks import batch_snapshot_task
 from tests.factories import (
     AssignmentFactory,
     BatchFactory,
@@ -54,6 +57,18 @@ def answered(project):
     _answer(third, a, "other", status=AssignmentStatus.REJECTED)
     batch_refit(batch_id=batch.pk)
     return batch, (first, second, third), (a, b, c), rows
+
+
+@pytest.fixture
+def snapshot_of(django_capture_on_commit_callbacks):
+    """POST a snapshot request, then run what its commit enqueues (the writing task, eager here)."""
+
+    def post(client, batch):
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post(f"/api/v1/batches/{batch.pk}/snapshots")
+        return response
+
+    return post
 
 
 def _lines(response) -> list[dict]:
@@ -170,37 +185,58 @@ def test_unknown_format_is_400(answered, requester_client):
 # --- snapshots -----------------------------------------------------------------------------------
 
 
-def test_snapshot_freezes_the_results_with_their_checksum(answered, requester_client, media):
+def test_snapshot_freezes_the_results_with_their_checksum(answered, requester_client, media, snapshot_of):
     # given
     batch, tasks, workers, _ = answered
     live = b"".join(requester_client.get(f"/api/v1/batches/{batch.pk}/results").streaming_content)
 
     # when
-    response = requester_client.post(f"/api/v1/batches/{batch.pk}/snapshots")
+    response = snapshot_of(requester_client, batch)
 
-    # then
-    assert response.status_code == 201
+    # then it is accepted as pending, and the task it enqueued has written it
+    assert response.status_code == 202
     snapshot = BatchSnapshot.objects.get()
     assert response.json() == {
         "id": snapshot.pk,
         "batch": batch.pk,
-        "sha256": hashlib.sha256(live).hexdigest(),
-        "size_bytes": len(live),
-        "tasks_count": 3,
-        "answers_count": 6,
-        "method": "dawid_skene",
-        "model_version": 1,
-        "parameters": {
-            "format": "jsonl",
-            "aggregation_method": "dawid_skene",
-            "overlap": 3,
-            "min_overlap": None,
-            "max_overlap": None,
-            "target_confidence": None,
-            "consensus_version": 1,
-        },
+        "status": "pending",
+        "error": "",
+        "sha256": "",
+        "size_bytes": None,
+        "tasks_count": None,
+        "answers_count": None,
+        "method": "",
+        "model_version": None,
+        "parameters": {},
         "created_at": iso(snapshot.created_at),
+        "completed_at": None,
     }
+    listed = requester_client.get(f"/api/v1/batches/{batch.pk}/snapshots")
+    assert listed.json() == [
+        {
+            "id": snapshot.pk,
+            "batch": batch.pk,
+            "status": "ready",
+            "error": "",
+            "sha256": hashlib.sha256(live).hexdigest(),
+            "size_bytes": len(live),
+            "tasks_count": 3,
+            "answers_count": 6,
+            "method": "dawid_skene",
+            "model_version": 1,
+            "parameters": {
+                "format": "jsonl",
+                "aggregation_method": "dawid_skene",
+                "overlap": 3,
+                "min_overlap": None,
+                "max_overlap": None,
+                "target_confidence": None,
+                "consensus_version": 1,
+            },
+            "created_at": iso(snapshot.created_at),
+            "completed_at": iso(snapshot.completed_at),
+        }
+    ]
     path = media / snapshot.path
     assert path.read_bytes() == live
     assert not os.stat(path).st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
@@ -210,21 +246,63 @@ def test_snapshot_freezes_the_results_with_their_checksum(answered, requester_cl
     batch_refit(batch_id=batch.pk)
     download = requester_client.get(f"/api/v1/batches/{batch.pk}/snapshots/{snapshot.pk}/download")
 
-    # then the snapshot has not
+    # then the snapshot has not, and writing it again changes nothing
     assert download.status_code == 200
     body = b"".join(download.streaming_content)
     assert body == live
     assert hashlib.sha256(body).hexdigest() == snapshot.sha256 == download["X-Checksum-SHA256"]
-    listed = requester_client.get(f"/api/v1/batches/{batch.pk}/snapshots")
-    assert [s["id"] for s in listed.json()] == [snapshot.pk]
+    assert snapshot_write(snapshot_id=snapshot.pk).sha256 == snapshot.sha256
+    assert os.listdir(media / "snapshots") == [path.name]
     with pytest.raises(ValueError):
         snapshot.save()
 
 
-def test_a_tampered_snapshot_is_not_served(answered, requester_client, media):
-    # given
+def test_a_pending_snapshot_cannot_be_downloaded_yet(answered, requester_client, media):
+    # given a request whose task has not run (no worker yet)
     batch = answered[0]
     sid = requester_client.post(f"/api/v1/batches/{batch.pk}/snapshots").json()["id"]
+    url = f"/api/v1/batches/{batch.pk}/snapshots/{sid}/download"
+
+    # when / then
+    response = requester_client.get(url)
+    assert response.status_code == 409
+    assert response.json()["code"] == "snapshot_pending"
+
+    # when the worker gets to it
+    assert batch_snapshot_task.delay(sid).get() == "ready"
+
+    # then
+    assert requester_client.get(url).status_code == 200
+
+
+def test_a_snapshot_whose_task_gives_up_is_marked_failed(answered, requester_client, media):
+    # given a media directory that cannot be written
+    batch = answered[0]
+    sid = requester_client.post(f"/api/v1/batches/{batch.pk}/snapshots").json()["id"]
+    media.mkdir(parents=True, exist_ok=True)
+    (media / "snapshots").write_text("a file where the directory should be")
+
+    # when the task fails, it asks to be retried and the snapshot stays pending
+    with pytest.raises(Retry):
+        batch_snapshot_task.apply(args=[sid], retries=0).get()
+    assert BatchSnapshot.objects.get(pk=sid).status == "pending"
+
+    # when its last retry fails too
+    with pytest.raises(OSError):
+        batch_snapshot_task.apply(args=[sid], retries=batch_snapshot_task.max_retries).get()
+
+    # then
+    snapshot = BatchSnapshot.objects.get(pk=sid)
+    assert snapshot.status == "failed" and snapshot.error.startswith("FileExistsError")
+    response = requester_client.get(f"/api/v1/batches/{batch.pk}/snapshots/{sid}/download")
+    assert response.status_code == 409
+    assert response.json()["code"] == "snapshot_failed"
+
+
+def test_a_tampered_snapshot_is_not_served(answered, requester_client, media, snapshot_of):
+    # given
+    batch = answered[0]
+    sid = snapshot_of(requester_client, batch).json()["id"]
     path = media / BatchSnapshot.objects.get(pk=sid).path
     os.chmod(path, 0o644)
     path.write_bytes(path.read_bytes().replace(b"cat", b"dog"))
@@ -293,12 +371,10 @@ def test_agreement_of_a_batch_without_answers(batch, requester_client):
 # --- other tenants -------------------------------------------------------------------------------
 
 
-def test_another_requesters_batch_is_404_everywhere(answered, media):
+def test_another_requesters_batch_is_404_everywhere(answered, media, snapshot_of):
     # given
     batch = answered[0]
-    snapshot_id = (
-        client_for(batch.project.requester.user).post(f"/api/v1/batches/{batch.pk}/snapshots").json()["id"]
-    )
+    snapshot_id = snapshot_of(client_for(batch.project.requester.user), batch).json()["id"]
     stranger = client_for(ProjectFactory().requester.user)
     files = sorted(os.listdir(media / "snapshots"))
 
