@@ -534,7 +534,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     sys.path.insert(0, str(ROOT / "bench"))
-    from claim_submit import django_setup, recreate_database
+    from benchdb import django_setup, recreate_database
 
     dataset = load_dataset(args.datasets_dir / args.dataset)
     rng = random.Random(args.seed)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from claim_submit import django_setup, recreate_database
+from benchdb import django_setup, recreate_database
 
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/crowdmarket_export"
 
