@@ -5,11 +5,11 @@ Two ways a ``TaskConsensus`` row is written:
 - ``task_consensus_update``: at once, in the request of the submit that brings a task to its
   overlap (or, with dynamic overlap, to ``min_overlap``), from that task's answers and the current
   worker estimates; the row gets ``model_version = 0``. Dawid-Skene batches run one E-step
-  (``posteriors_from_model``) with each answering worker's confusion rows from the batch's last
-  re-fit (``crowd.WorkerConfusion``: posterior-mean rows, ``confusion_from_counts``) and that fit's
-  class shares; a worker the last fit has not seen (or every worker, before the first fit) counts
-  with the one-coin model, their gold-based reliability (``crowd.quality.reliability``) as
-  accuracy. With dynamic overlap the same call decides whether the task stops or gets one more slot.
+  (``posteriors_from_model``): each answering worker counts with the one-coin model, their
+  gold-based reliability (``crowd.quality.reliability``) as accuracy, updated by the expected
+  confusion counts the batch's last re-fit found for them (``crowd.WorkerConfusion``; see
+  ``_instant_model``), with that fit's class shares as priors. With dynamic overlap the same
+  call decides whether the task stops or gets one more slot.
 - ``batch_refit``: the batch's method over all of its answers (Dawid-Skene: full EM, gold tasks
   clamped), rows upserted in one short transaction with the next ``model_version``, together with
   the workers' expected confusion counts. With dynamic overlap, that transaction re-applies the
@@ -41,7 +41,7 @@ from django.utils import timezone
 from crowd import aggregation as agg
 from crowd.enums import ANSWERED, AssignmentStatus
 from crowd.models import Assignment, Reliability, WorkerConfusion
-from crowd.quality.reliability import posterior_mean
+from crowd.quality.reliability import PRIOR_STRENGTH, posterior_mean
 
 from ..enums import AggregationMethod, AnswerComparison, BatchStatus, TaskStatus
 from ..models import Batch, Project, Task, TaskConsensus
@@ -100,9 +100,14 @@ class FittedModel:
 def _instant_model(
     values: list[str], workers: Sequence[int], accuracy: np.ndarray, model: FittedModel | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Confusion rows ``(n_workers, K, K)`` and class priors over ``values`` for one E-step: one-coin
-    rows from ``accuracy`` (gold reliability), replaced by the fitted rows of every worker the last
-    re-fit saw, whose class shares (+1 each, as in the fit) then replace the uniform prior."""
+    """Confusion rows ``(n_workers, K, K)`` and class priors over ``values`` for one E-step.
+
+    A worker's rows start as the one-coin rows of their gold reliability (``accuracy``). For a
+    worker the last re-fit saw, that is the prior, worth ``PRIOR_STRENGTH`` answers per row (the
+    Beta prior's strength), and the fit's expected counts are added: the posterior mean, so a worker
+    seen a few times is neither taken at a near-0/1 MAP row nor reset to a flat one. With a fit, its
+    class shares (+1 each, as in the fit) replace the uniform class prior. (``bench/
+    instant_consensus.py`` compares this with the flat Dirichlet(1 + I) prior and the MAP rows.)"""
     k = len(values)
     p = np.clip(accuracy, 1e-3, 1 - 1e-3)[:, None, None]
     confusion = np.where(np.eye(k, dtype=bool)[None], p, (1 - p) / (k - 1))
@@ -117,7 +122,8 @@ def _instant_model(
         counts[:, pos[:, None], pos[None, :]] = np.asarray(
             [model.worker_counts[int(workers[i])] for i in fitted], dtype=np.float64
         )
-        confusion[fitted] = agg.confusion_from_counts(counts)
+        rows = counts + PRIOR_STRENGTH * confusion[fitted]
+        confusion[fitted] = rows / rows.sum(axis=2, keepdims=True)
     class_counts = np.ones(k)
     class_counts[pos] += model.class_counts
     return confusion, class_counts / class_counts.sum()

@@ -61,18 +61,19 @@ def test_after_a_refit_the_instant_consensus_weighs_workers_by_what_the_fit_lear
     answer_all(batch, "dog", worker=c)
     d = answer_all(batch, "dog")
 
-    # then the one-coin votes alone would say dog (.1*.8*.8 against .8*.1*.1), but with the fitted
-    # rows (posterior mean: counts + 1 + I per row) and class shares (+1) cat wins
+    # then the one-coin votes alone would say dog (.1*.8*.8 against .8*.1*.1); with the fitted
+    # counts added to those one-coin rows (worth 5 answers each) and the fit's class shares (+1),
+    # cat wins: A's cat row is [8, .5, .5] / 9 and C's [4, 4.5, .5] / 9
     row = TaskConsensus.objects.get(task=new)
-    rows = {w.pk: _counts(batch, w) + 1 + np.eye(3) for w in (a, c)}
+    one_coin = np.where(np.eye(3, dtype=bool), 0.8, 0.1)
+    rows = {w.pk: _counts(batch, w) + 5 * one_coin for w in (a, c)}
     rows = {w: r / r.sum(axis=1, keepdims=True) for w, r in rows.items()}
-    d_row = np.where(np.eye(3, dtype=bool), 0.8, 0.1)
     priors = np.asarray(batch.consensus_class_counts) + 1
-    joint = priors * rows[a.pk][:, 0] * rows[c.pk][:, 1] * d_row[:, 1]
+    joint = priors * rows[a.pk][:, 0] * rows[c.pk][:, 1] * one_coin[:, 1]
     assert joint.argmax() == 0
     assert (row.answer, row.model_version, row.answers_count) == ("cat", 0, 3)
     assert row.confidence == pytest.approx(joint[0] / joint.sum(), abs=1e-5)
-    assert row.confidence == pytest.approx(0.688, abs=0.01)
+    assert row.confidence == pytest.approx(0.774, abs=0.01)
     assert not WorkerConfusion.objects.filter(batch=batch, worker=d).exists()
 
 
