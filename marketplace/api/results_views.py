@@ -8,6 +8,7 @@ from django.http import FileResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -26,6 +27,9 @@ FORMATS = {
 
 class BatchResultsApi(APIView):
     permission_classes = [IsRequester]
+    # One renderer (for errors; rows are streamed as they are), so ``?format=csv`` picks our format
+    # and is never read as a DRF renderer choice, which with the browsable API on would be a 404.
+    renderer_classes = [JSONRenderer]
 
     @extend_schema(
         summary="Stream a batch's results",

@@ -157,6 +157,27 @@ def test_results_stream_as_csv(answered, requester_client):
     )
 
 
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_results_formats_work_with_the_browsable_api_on(answered, requester_client, settings, fmt):
+    # given the development settings' renderers (JSON and the browsable API), with which DRF would
+    # read ?format= as a renderer choice and answer 404 for one it does not have
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_RENDERER_CLASSES": [
+            "rest_framework.renderers.JSONRenderer",
+            "rest_framework.renderers.BrowsableAPIRenderer",
+        ],
+    }
+    batch = answered[0]
+
+    # when
+    response = requester_client.get(f"/api/v1/batches/{batch.pk}/results?format={fmt}")
+
+    # then
+    assert response.status_code == 200
+    assert len(b"".join(response.streaming_content).splitlines()) == 3 + (fmt == "csv")
+
+
 def test_results_of_a_few_thousand_tasks_stream_in_chunks(project, requester_client):
     # given
     batch = BatchFactory(project=project)
