@@ -2,7 +2,7 @@
 """How good is the instant consensus between two re-fits? Replayed on the real data sets.
 
 The product computes a task's consensus the moment it reaches its overlap, from the answers and
-the current worker estimates (``marketplace.services.consensus._instant_model``), and only the
+the current worker estimates (``marketplace.services.consensus_model.instant_model``), and only the
 next periodic re-fit replaces it. This replays that: per data set and seed, 10% of the tasks are
 gold (their truth known, as control tasks), half of the remaining tasks were answered before the
 last re-fit and the other half arrive after it. For the late half it compares, against the truth:
@@ -55,9 +55,9 @@ def instant_model():
 
     django.setup()
     from crowd.quality.reliability import posterior_mean
-    from marketplace.services.consensus import FittedModel, _instant_model
+    from marketplace.services.consensus_model import FittedModel, instant_model
 
-    return FittedModel, _instant_model, posterior_mean
+    return FittedModel, instant_model, posterior_mean
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ Two ways a ``TaskConsensus`` row is written:
   (``posteriors_from_model``): each answering worker counts with the one-coin model, their
   gold-based reliability (``crowd.quality.reliability``) as accuracy, updated by the expected
   confusion counts the batch's last re-fit found for them (``crowd.WorkerConfusion``; see
-  ``_instant_model``), with that fit's class shares as priors. With dynamic overlap the same
+  ``consensus_model.instant_model``), with that fit's class shares as priors. With dynamic overlap the same
   call decides whether the task stops or gets one more slot.
 - ``batch_refit``: the batch's method over all of its answers (Dawid-Skene: full EM, gold tasks
   clamped), rows upserted in one short transaction with the next ``model_version``, together with
@@ -18,9 +18,10 @@ Two ways a ``TaskConsensus`` row is written:
   open or paused. Idempotent: an input identical to the last fit's (same answers, same method, same
   weights) writes nothing.
 
-Heavy work (loading answers, fitting) runs outside any transaction and lock; only the writes hold
-the batch row (CVAT's split). Categorical answers are compared as canonical JSON, so any JSON answer
-is a class; projects compared ``numeric`` use the reliability-weighted median instead.
+Heavy work (loading answers, fitting) runs outside any transaction and lock; the writes take the
+batch row only for their last step (CVAT's split). Categorical answers are compared as canonical
+JSON, so any JSON answer is a class; projects compared ``numeric`` use the reliability-weighted
+median instead (``consensus_model`` holds that side, without the database writes).
 """
 
 from __future__ import annotations
@@ -29,188 +30,33 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import numpy as np
 from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from crowd import aggregation as agg
 from crowd.enums import ANSWERED, AssignmentStatus
-from crowd.models import Assignment, Reliability, WorkerConfusion
-from crowd.quality.reliability import PRIOR_STRENGTH, posterior_mean
+from crowd.models import Assignment, WorkerConfusion
+from crowd.quality.reliability import posterior_mean
 
-from ..enums import AggregationMethod, AnswerComparison, BatchStatus, TaskStatus
+from ..enums import AggregationMethod, BatchStatus, TaskStatus
 from ..models import Batch, Project, Task, TaskConsensus
 from ..schemas import json_column
+from .consensus_model import (
+    FittedModel,
+    Outcome,
+    aggregate,
+    canonical,
+    is_numeric,
+    reliability_for,
+    schema_labels,
+)
 
 logger = logging.getLogger(__name__)
 
-# Stands in for a second class when only one is known: no canonical JSON is the empty string.
-PHANTOM = ""
 CHUNK = 2000
-
-
-def canonical(answer: Any) -> str:
-    """The class of a categorical answer: its JSON with sorted keys (hashable and stable)."""
-    return json.dumps(answer, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def _schema_labels(project: Project) -> list[str]:
-    enum = (project.answer_schema or {}).get("enum")
-    return [canonical(v) for v in enum] if isinstance(enum, list) else []
-
-
-def is_numeric(project: Project) -> bool:
-    return project.comparison_kind == AnswerComparison.NUMERIC
-
-
-def _reliability(project_id: int, worker_ids: Iterable[int]) -> dict[int, float]:
-    """Posterior-mean gold accuracy on the project per worker (the Beta prior for newcomers)."""
-    ids = set(worker_ids)
-    found = {
-        r.worker_id: posterior_mean(r.gold_correct, r.gold_total)
-        for r in Reliability.objects.filter(project_id=project_id, worker_id__in=ids)
-    }
-    prior = posterior_mean(0, 0)
-    return {w: found.get(w, prior) for w in ids}
-
-
-@dataclass(frozen=True)
-class Outcome:
-    answer: Any
-    confidence: float
-    answers_count: int
-
-
-@dataclass(frozen=True)
-class FittedModel:
-    """What a Dawid-Skene re-fit learned, kept for instant estimates until the next one: the class
-    labels (canonical JSON), the expected number of tasks per class, and per worker id the expected
-    counts ``[true][answered]`` over those labels."""
-
-    labels: list[str]
-    class_counts: list[float]
-    worker_counts: dict[int, list[list[float]]]
-
-
-def _instant_model(
-    values: list[str], workers: Sequence[int], accuracy: np.ndarray, model: FittedModel | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Confusion rows ``(n_workers, K, K)`` and class priors over ``values`` for one E-step.
-
-    A worker's rows start as the one-coin rows of their gold reliability (``accuracy``). For a
-    worker the last re-fit saw, that is the prior, worth ``PRIOR_STRENGTH`` answers per row (the
-    Beta prior's strength), and the fit's expected counts are added: the posterior mean, so a worker
-    seen a few times is neither taken at a near-0/1 MAP row nor reset to a flat one. With a fit, its
-    class shares (+1 each, as in the fit) replace the uniform class prior. (``bench/
-    instant_consensus.py`` compares this with the flat Dirichlet(1 + I) prior and the MAP rows.)"""
-    k = len(values)
-    p = np.clip(accuracy, 1e-3, 1 - 1e-3)[:, None, None]
-    confusion = np.where(np.eye(k, dtype=bool)[None], p, (1 - p) / (k - 1))
-    priors = np.full(k, 1.0 / k)
-    if model is None or not model.labels:
-        return confusion, priors
-    index = {v: i for i, v in enumerate(values)}
-    pos = np.asarray([index[label] for label in model.labels])
-    fitted = [i for i, w in enumerate(workers) if int(w) in model.worker_counts]
-    if fitted:
-        counts = np.zeros((len(fitted), k, k))
-        counts[:, pos[:, None], pos[None, :]] = np.asarray(
-            [model.worker_counts[int(workers[i])] for i in fitted], dtype=np.float64
-        )
-        rows = counts + PRIOR_STRENGTH * confusion[fitted]
-        confusion[fitted] = rows / rows.sum(axis=2, keepdims=True)
-    class_counts = np.ones(k)
-    class_counts[pos] += model.class_counts
-    return confusion, class_counts / class_counts.sum()
-
-
-def _aggregate(
-    *,
-    method: str,
-    numeric: bool,
-    rows: Sequence[tuple[int, int, Any]],
-    gold: dict[int, Any],
-    reliability: dict[int, float],
-    label_hint: Sequence[str],
-    full_fit: bool,
-    model: FittedModel | None = None,
-) -> tuple[dict[int, Outcome], FittedModel]:
-    """Consensus per task id from ``(task, worker, answer)`` rows, and the class labels seen (with,
-    for a full Dawid-Skene fit, the counts to keep: ``FittedModel``).
-
-    ``gold`` (task id → known answer) clamps those tasks; they train Dawid-Skene's confusion
-    matrices. ``full_fit`` False is the instant estimate (``_instant_model``: the last fit's
-    ``model`` where it knows the worker, else one-coin from ``reliability``).
-    """
-    tasks = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-    workers = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
-    if numeric:
-        values = np.asarray([float(r[2]) for r in rows])
-        enc = agg.encode(tasks, workers, np.zeros(len(rows), dtype=np.intp))
-        weights = None
-        if method != AggregationMethod.MAJORITY:
-            weights = np.asarray([reliability.get(int(w), 0.0) for w in enc.workers])
-        pos = {int(t): i for i, t in enumerate(enc.tasks)}
-        num = agg.weighted_median(
-            enc.task_idx,
-            enc.worker_idx,
-            values,
-            weights,
-            gold={pos[t]: float(v) for t, v in gold.items() if t in pos},
-        )
-        out = {
-            int(t): Outcome(float(num.values[i]), float(num.confidence[i]), int(num.n_answers[i]))
-            for i, t in enumerate(enc.tasks)
-        }
-        return out, FittedModel([], [], {})
-    labels = [canonical(r[2]) for r in rows]
-    gold_labels = {t: canonical(v) for t, v in gold.items()}
-    fitted_labels = model.labels if model is not None else []
-    values = sorted(set(labels) | set(label_hint) | set(gold_labels.values()) | set(fitted_labels))
-    if len(values) < 2:
-        values = sorted({*values, PHANTOM})
-    enc = agg.encode(tasks, workers, np.asarray(labels, dtype=object), label_values=values)
-    k = enc.n_classes
-    g = enc.encode_gold(gold_labels) if gold_labels else None
-    accuracy = np.asarray([reliability.get(int(w), 0.0) for w in enc.workers])
-    codes = (enc.task_idx, enc.worker_idx, enc.label)
-    kept = [i for i, v in enumerate(values) if v != PHANTOM]
-    fitted = FittedModel([values[i] for i in kept], [], {})
-    if method == AggregationMethod.MAJORITY:
-        res = agg.majority_vote(*codes, gold=g, n_classes=k)
-        label_codes, conf = res.labels, res.confidence
-    elif method == AggregationMethod.WEIGHTED:
-        res = agg.weighted_vote(*codes, agg.accuracy_to_weights(accuracy, k), gold=g, n_classes=k)
-        label_codes, conf = res.labels, res.confidence
-    elif full_fit:
-        res = agg.dawid_skene(*codes, gold=g, n_classes=k)
-        label_codes, conf = res.labels, res.confidence
-        counts = agg.confusion_counts(*codes, res.posteriors, n_workers=enc.n_workers)[:, kept][:, :, kept]
-        answered = np.bincount(enc.task_idx, minlength=enc.n_tasks) > 0
-        if g is not None:
-            answered |= g >= 0
-        fitted = FittedModel(
-            fitted.labels,
-            np.round(res.posteriors[answered].sum(axis=0)[kept], 4).tolist(),
-            {int(w): np.round(counts[i], 4).tolist() for i, w in enumerate(enc.workers)},
-        )
-    else:
-        confusion, priors = _instant_model(values, enc.workers, accuracy, model)
-        post = agg.posteriors_from_model(*codes, confusion, priors, n_tasks=enc.n_tasks)
-        label_codes, conf = post.argmax(axis=1), post.max(axis=1)
-    n_answers = np.bincount(enc.task_idx, minlength=enc.n_tasks)
-    out = {}
-    for i, t in enumerate(enc.tasks):
-        code = int(label_codes[i])
-        label = enc.labels[code] if code >= 0 else PHANTOM
-        answer = None if label == PHANTOM else json.loads(label)
-        out[int(t)] = Outcome(answer, round(float(conf[i]), 6), int(n_answers[i]))
-    return out, fitted
 
 
 # --- instant consensus and dynamic overlap ------------------------------------------------------
@@ -239,13 +85,13 @@ def task_consensus_update(*, task_id: int) -> TaskConsensus | None:
         if not rows:
             TaskConsensus.objects.filter(task_id=task_id).delete()
             return None
-        outcomes, _ = _aggregate(
+        outcomes, _ = aggregate(
             method=batch.aggregation_method,
             numeric=is_numeric(batch.project),
             rows=rows,
             gold={},
             reliability=reliability,
-            label_hint=_schema_labels(batch.project) or batch.consensus_labels,
+            label_hint=schema_labels(batch.project) or batch.consensus_labels,
             full_fit=False,
             model=model,
         )
@@ -360,7 +206,12 @@ def _task_load_orm(task_id: int) -> Loaded | None:
             "worker_id", "counts"
         )
     )
-    return task, rows, _reliability(task.batch.project_id, workers), _fitted_model(task.batch, worker_counts)
+    return (
+        task,
+        rows,
+        reliability_for(task.batch.project_id, workers),
+        _fitted_model(task.batch, worker_counts),
+    )
 
 
 def _consensus_upsert(row: TaskConsensus) -> None:
@@ -542,13 +393,13 @@ def batch_refit(*, batch_id: int) -> int:
     numeric = is_numeric(project)
     # Only these read the workers' reliability; a change in it must not re-fit the others.
     weighted = method == AggregationMethod.WEIGHTED or (numeric and method != AggregationMethod.MAJORITY)
-    reliability = _reliability(project.pk, (r[2] for r in answers)) if weighted else {}
+    reliability = reliability_for(project.pk, (r[2] for r in answers)) if weighted else {}
     gold = dict(
         Task.objects.filter(batch_id=batch_id, is_gold=True, gold_answer__isnull=False).values_list(
             "id", "gold_answer"
         )
     )
-    hint = _schema_labels(project)
+    hint = schema_labels(project)
     fingerprint = _fingerprint(method, answers, [sorted(reliability.items()), hint, sorted(gold.items())])
     if fingerprint == batch.consensus_fingerprint:
         Batch.objects.filter(pk=batch_id, consensus_fingerprint=fingerprint).update(consensus_read_at=read_at)
@@ -556,7 +407,7 @@ def batch_refit(*, batch_id: int) -> int:
     outcomes: dict[int, Outcome] = {}
     model = FittedModel([], [], {})
     if regular:
-        outcomes, model = _aggregate(
+        outcomes, model = aggregate(
             method=method,
             numeric=numeric,
             rows=[(r[1], r[2], r[3]) for r in answers],

@@ -32,7 +32,7 @@ from ..enums import SnapshotStatus
 from ..errors import ApplicationError, Conflict
 from ..models import Batch, BatchSnapshot, Task, User
 from ..selectors import worker_pseudonym
-from .consensus import canonical, is_numeric
+from .consensus_model import canonical, is_numeric
 
 CHUNK = 2000
 FLUSH_BYTES = 64 * 1024

@@ -10,7 +10,8 @@ from crowd.models import Worker, WorkerConfusion
 from crowd.services.claims import assignment_claim
 from marketplace.enums import BatchStatus
 from marketplace.models import Batch, Task, TaskConsensus
-from marketplace.services.consensus import Outcome, _overlap_after_refit, batch_refit
+from marketplace.services.consensus import _overlap_after_refit, batch_refit
+from marketplace.services.consensus_model import Outcome
 from tests.concurrency.conftest import counter_mismatches
 from tests.consensus.builders import answer_all
 from tests.factories import WorkerFactory, open_batch
