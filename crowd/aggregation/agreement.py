@@ -155,6 +155,9 @@ def pairwise_cohen_kappa(
     shared = sp.triu(answered @ answered.T, k=1).tocoo()
     keep = shared.data >= min_shared
     a, b, s = shared.row[keep].astype(np.intp), shared.col[keep].astype(np.intp), shared.data[keep]
+    if not len(a):  # no pair shares enough tasks (sparse fancy indexing fails on empty indices)
+        none = np.empty(0, dtype=np.intp)
+        return PairwiseKappa(none, none, none, np.empty(0), np.full(w_n, np.nan))
     agree = np.asarray((by_answer @ by_answer.T).tocsr()[a, b]).ravel()
     margins = (by_class @ answered.T).tocsr()  # [worker * K + class, other worker] on shared tasks
     cls = np.arange(k)

@@ -120,6 +120,20 @@ def test_pairwise_kappa_only_for_pairs_with_enough_shared_tasks():
     assert np.isnan(res.worker_mean[2])
 
 
+@pytest.mark.parametrize(
+    ("task", "worker", "label"),
+    [
+        ([0], [0], [0]),  # a single answer
+        ([0, 1, 0], [0, 0, 1], [0, 1, 0]),  # two workers sharing one task, fewer than min_shared
+    ],
+)
+def test_pairwise_kappa_without_any_pair_is_empty(task, worker, label):
+    res = pairwise_cohen_kappa(np.array(task), np.array(worker), np.array(label), min_shared=2)
+
+    assert res.worker_a.size == res.worker_b.size == res.n_shared.size == res.kappa.size == 0
+    assert res.worker_mean.shape == (max(worker) + 1,) and np.isnan(res.worker_mean).all()
+
+
 def test_pairwise_kappa_is_nan_when_both_always_give_one_class_and_rejects_duplicates():
     res = pairwise_cohen_kappa(
         np.array([0, 0, 1, 1]), np.array([0, 1, 0, 1]), np.array([1, 1, 1, 1]), min_shared=1

@@ -374,6 +374,19 @@ def test_agreement_hand_computed(answered, requester_client, project):
     }
 
 
+def test_agreement_when_no_two_workers_share_enough_tasks(answered, requester_client):
+    # given (see the fixture) three workers sharing 2 tasks, fewer than the default 10
+
+    # when
+    response = requester_client.get(f"/api/v1/batches/{answered[0].pk}/agreement")
+
+    # then the batch-wide figures are there, and no worker has a pair kappa
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["krippendorff_alpha"], body["fleiss_kappa"], body["min_shared_tasks"]) == (0.375, 0.25, 10)
+    assert [(w["answers"], w["pairs"], w["mean_kappa"]) for w in body["per_worker"]] == [(2, 0, None)] * 3
+
+
 def test_agreement_of_a_batch_without_answers(batch, requester_client):
     response = requester_client.get(f"/api/v1/batches/{batch.pk}/agreement")
     assert response.status_code == 200
