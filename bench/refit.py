@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchdb import django_setup, recreate_database
+from benchdb import django_setup, recreate_database, seed_batch
 
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/crowdmarket_refit"
 LABELS = ("a", "b", "c", "d")
@@ -54,44 +54,25 @@ JOIN (SELECT id, row_number() OVER (ORDER BY id) - 1 AS n FROM crowd_worker) w
 
 
 def seed(tasks: int, workers: int, overlap: int) -> int:
-    from django.core.management import call_command
     from django.db import connection
-
-    from crowd.models import Worker
-    from marketplace.enums import Role
-    from marketplace.models import User
-    from marketplace.services.accounts import user_create
-    from marketplace.services.batches import batch_create
-    from marketplace.services.projects import project_create
 
     if workers <= 401 * (overlap - 1):
         raise SystemExit(
             f"--workers must exceed {401 * (overlap - 1)} for {overlap} distinct answers per task"
         )
-    call_command("migrate", verbosity=0, interactive=False)
-    owner = user_create(email="requester@refit.invalid", roles=[Role.REQUESTER])
-    project = project_create(
-        requester=owner.requester,
-        name="refit",
-        instructions="-",
-        input_schema={"type": "object"},
-        answer_schema={"type": "string", "enum": list(LABELS)},
+    batch_id = seed_batch(
+        "refit", answer_schema={"type": "string", "enum": list(LABELS)}, overlap=overlap, workers=workers
     )
-    batch = batch_create(project=project, name="refit", price_cents=0, overlap=overlap)
-    users = User.objects.bulk_create(
-        [User(email=f"w{i}@refit.invalid", password="!") for i in range(workers)]
-    )
-    Worker.objects.bulk_create([Worker(user=u) for u in users])
     t0 = time.perf_counter()
     with connection.cursor() as cursor:
         cursor.execute("SELECT setseed(0.42)")
-        cursor.execute(TASKS_SQL, {"batch": batch.pk, "tasks": tasks, "overlap": overlap})
-        cursor.execute(ANSWERS_SQL, {"batch": batch.pk, "overlap": overlap, "workers": workers})
-        cursor.execute("UPDATE marketplace_batch SET status = 'open' WHERE id = %s", [batch.pk])
+        cursor.execute(TASKS_SQL, {"batch": batch_id, "tasks": tasks, "overlap": overlap})
+        cursor.execute(ANSWERS_SQL, {"batch": batch_id, "overlap": overlap, "workers": workers})
+        cursor.execute("UPDATE marketplace_batch SET status = 'open' WHERE id = %s", [batch_id])
         cursor.execute("ANALYZE")
     seconds = time.perf_counter() - t0
     print(f"seeded {tasks:,} tasks x {overlap} answers from {workers:,} workers in {seconds:.1f} s")
-    return batch.pk
+    return batch_id
 
 
 def timed(module: object, name: str, spent: dict[str, float]) -> None:
@@ -127,12 +108,12 @@ def main() -> int:
     from marketplace.services import consensus
 
     spent: dict[str, float] = {}
-    for name in ("_batch_answers", "_aggregate", "_refit_write"):
+    for name in ("_batch_answers", "aggregate", "_refit_write"):
         timed(consensus, name, spent)
     t0 = time.perf_counter()
     version = consensus.batch_refit(batch_id=batch_id)
     total = time.perf_counter() - t0
-    read, fit, write = spent["_batch_answers"], spent["_aggregate"], spent["_refit_write"]
+    read, fit, write = spent["_batch_answers"], spent["aggregate"], spent["_refit_write"]
     print(
         f"re-fit v{version}: {total:.1f} s  (read answers {read:.1f} s, fit {fit:.1f} s, "
         f"write transaction {write:.1f} s, other {total - read - fit - write:.1f} s: fingerprint, gold)"

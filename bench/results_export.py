@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchdb import django_setup, recreate_database
+from benchdb import django_setup, recreate_database, seed_batch
 
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/crowdmarket_export"
 
@@ -52,40 +52,21 @@ CROSS JOIN (SELECT id FROM crowd_worker ORDER BY id LIMIT 3) w
 
 
 def seed(tasks: int, answered: int) -> int:
-    from django.core.management import call_command
     from django.db import connection
 
-    from crowd.models import Worker
-    from marketplace.enums import Role
-    from marketplace.models import User
-    from marketplace.services.accounts import user_create
-    from marketplace.services.batches import batch_create
-    from marketplace.services.projects import project_create
-
-    call_command("migrate", verbosity=0, interactive=False)
-    owner = user_create(email="requester@export.invalid", roles=[Role.REQUESTER])
-    project = project_create(
-        requester=owner.requester,
-        name="export",
-        instructions="-",
-        input_schema={"type": "object"},
-        answer_schema={"type": "string"},
-    )
-    batch = batch_create(project=project, name="export", price_cents=0, overlap=3)
-    users = User.objects.bulk_create([User(email=f"w{i}@export.invalid", password="!") for i in range(3)])
-    Worker.objects.bulk_create([Worker(user=u) for u in users])
+    batch_id = seed_batch("export", answer_schema={"type": "string"}, overlap=3, workers=3)
     t0 = time.perf_counter()
     with connection.cursor() as cursor:
-        cursor.execute(SEED_SQL, {"batch": batch.pk, "tasks": tasks, "answered": answered})
-        cursor.execute(CONSENSUS_SQL, {"batch": batch.pk})
+        cursor.execute(SEED_SQL, {"batch": batch_id, "tasks": tasks, "answered": answered})
+        cursor.execute(CONSENSUS_SQL, {"batch": batch_id})
         if answered:
-            cursor.execute(ANSWERS_SQL, {"batch": batch.pk, "answered": answered})
+            cursor.execute(ANSWERS_SQL, {"batch": batch_id, "answered": answered})
         cursor.execute("ANALYZE")
     print(
         f"seeded {tasks:,} tasks ({answered:,} with 3 answers) in {time.perf_counter() - t0:.1f} s",
         flush=True,
     )
-    return batch.pk
+    return batch_id
 
 
 def rss_mib() -> float:
