@@ -383,8 +383,9 @@ def confusion_counts(
 ) -> FloatArray:
     """Expected answer counts ``(n_workers, K, K)`` as ``[worker, true, answered]`` under ``posteriors``
     (``(n_tasks, K)``, e.g. a fit's, gold tasks clamped): what an M-step sees. A fit's counts can be
-    kept and turned into confusion rows later (``confusion_from_counts``), so answers that arrive
-    between two fits are weighed by what the last fit learned, without re-fitting."""
+    kept and turned into confusion rows later, under a prior of the caller's choice (a Dirichlet one:
+    ``confusion_from_counts``), so answers that arrive between two fits are weighed by what the last
+    fit learned, without re-fitting."""
     post = np.asarray(posteriors, dtype=np.float64)
     if post.ndim != 2:
         raise ValueError("posteriors must have shape (n_tasks, K)")
