@@ -85,9 +85,9 @@ def test_all_gold_tasks_keep_their_labels_and_give_exact_confusion_counts():
 
     assert res.labels.tolist() == [0, 0, 1, 1]
     assert res.confidence.tolist() == [1.0, 1.0, 1.0, 1.0]
-    # [true, answered] counts (true 0: one right, one wrong; true 1: two right) + 1 on the diagonal.
+    # [true, answered] counts (true 0: one right, one wrong; true 1: two right) + 0.6 on the diagonal.
     assert res.confusion is not None
-    np.testing.assert_allclose(res.confusion[0], [[2 / 3, 1 / 3], [0.0, 1.0]], atol=1e-12)
+    np.testing.assert_allclose(res.confusion[0], [[1.6 / 2.6, 1 / 2.6], [0.0, 1.0]], atol=1e-12)
     assert res.converged
 
 
@@ -208,7 +208,7 @@ def test_a_fits_counts_give_back_its_map_confusion():
 
     counts = confusion_counts(task, worker, label, res.posteriors)
 
-    # the default fit is the MAP under Dirichlet(1 + I): counts + I, normalised per true class
+    # the default fit is the MAP under Dirichlet(1 + 0.6*I): counts + 0.6*I, normalised per true class
     np.testing.assert_allclose(confusion_from_counts(counts, smoothing=0.0), res.confusion, atol=1e-4)
 
 
@@ -217,8 +217,8 @@ def test_confusion_from_counts_is_the_posterior_mean():
 
     rows = confusion_from_counts(counts)
 
-    # Dirichlet(1 + I) prior: (3+2, 1+1) / 7 and (0+1, 2+2) / 5
-    np.testing.assert_allclose(rows[0], [[5 / 7, 2 / 7], [1 / 5, 4 / 5]])
+    # Dirichlet(1 + 0.6*I) prior: (3+1.6, 1+1) / 6.6 and (0+1, 2+1.6) / 4.6
+    np.testing.assert_allclose(rows[0], [[4.6 / 6.6, 2 / 6.6], [1 / 4.6, 3.6 / 4.6]])
     with pytest.raises(ValueError, match="non-negative"):
         confusion_from_counts(-counts)
     with pytest.raises(ValueError, match="shape"):
