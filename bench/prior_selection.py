@@ -1,11 +1,16 @@
 #!/usr/bin/env python
 """How strong should Dawid-Skene's diagonal prior be? Accuracy against crowd-kit for a grid of
 ``diagonal_prior`` values d (the M-step is the MAP under Dirichlet(1 + d*I) per confusion row; the
-default is d = 1), and what two truth-free criteria would choose.
+default is ``DEFAULT_DIAGONAL_PRIOR``), whether d can be told apart from the default on accuracy,
+and what two truth-free criteria would choose.
 
 - **Accuracy** (uses the truth): ours minus crowd-kit DawidSkene in points per data set, without
   gold and with 10% of the truth as gold (mean over reveal seeds 0-9, as ``bench/aggregation.py``),
   and whether the issue's target holds (at most one set below, by at most 0.3 points).
+- **Against the default** (uses the truth): on the scored tasks where d and the default disagree on
+  right versus wrong, how often each is right, pooled over the sets, and a two-sided sign test
+  (binomial, p = 0.5). With gold the ten reveal seeds score overlapping tasks, so their p-value is
+  only indicative.
 - **Evidence** (type-II maximum likelihood): the Dirichlet-multinomial log evidence of every worker's
   expected confusion counts under the d = 1 fit's posteriors, per d.
 - **Held-out answers**: 5-fold cross-validated log-likelihood of held-out answers, each predicted
@@ -28,13 +33,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy.special import gammaln
+from scipy.stats import binomtest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from aggregation import DEFAULT_DATASETS, GOLD_SEEDS, accuracy, gold_split, load_datasets, table
 
 from crowd.aggregation import confusion_counts, confusion_from_counts, dawid_skene, encode
+from crowd.aggregation.em import DEFAULT_DIAGONAL_PRIOR
 
-GRID = (0.25, 0.5, 0.6, 0.75, 1.0, 1.5, 2.0)
+GRID = tuple(sorted({0.25, 0.5, 0.6, 0.75, 1.0, 1.5, 2.0, DEFAULT_DIAGONAL_PRIOR}))
 FOLDS = 5
 ALLOWED_BELOW_PTS = 0.3
 
@@ -69,6 +76,15 @@ def heldout_loglik(enc, d: float, seed: int = 0) -> float:
     return total / scored
 
 
+def right(pred: pd.Series, truth: pd.Series) -> np.ndarray:
+    """Per scored task: is the prediction the truth?"""
+    return (pred.reindex(truth.index).astype(object) == truth).to_numpy()
+
+
+def sign_test(wins: int, losses: int) -> str:
+    return f"{wins} / {losses}, p = {binomtest(wins, wins + losses).pvalue:.2f}" if wins + losses else "-"
+
+
 def target_met(diffs: list[float]) -> bool:
     below = [x for x in diffs if x < -1e-9]
     return len(below) <= 1 and all(x >= -ALLOWED_BELOW_PTS for x in below)
@@ -90,6 +106,8 @@ def main() -> None:
     withgold = {d: [] for d in GRID}
     evidence_pick, heldout_pick = {}, {}
     evidence_by_d, heldout_by_d = {d: 0.0 for d in GRID}, {d: 0.0 for d in GRID}
+    # [d][setting] -> [tasks only d gets right, tasks only the default gets right]
+    disputed = {d: {"no gold": [0, 0], "10% gold": [0, 0]} for d in GRID}
     for ds in datasets:
         enc = encode(
             ds.answers["task"].to_numpy(), ds.answers["worker"].to_numpy(), ds.answers["label"].to_numpy()
@@ -112,12 +130,22 @@ def main() -> None:
         ho = {d: heldout_loglik(enc, d) for d in GRID}
         evidence_pick[ds.name] = max(GRID, key=ev.__getitem__)
         heldout_pick[ds.name] = max(GRID, key=ho.__getitem__)
+        scored = {
+            d: {
+                "no gold": [right(ours(d)[0], ds.truth)],
+                "10% gold": [right(ours(d, gold)[0], held) for gold, held in splits],
+            }
+            for d in GRID
+        }
         for d in GRID:
             evidence_by_d[d] += ev[d] / len(enc.label)  # per answer, each set weighted equally
             heldout_by_d[d] += ho[d]
-            nogold[d].append(100 * (accuracy(ours(d)[0], ds.truth) - ck))
-            mine = [accuracy(ours(d, gold)[0], held) for gold, held in splits]
-            withgold[d].append(100 * (np.mean(mine) - np.mean(ck_gold)))
+            nogold[d].append(100 * (scored[d]["no gold"][0].mean() - ck))
+            withgold[d].append(100 * (np.mean([r.mean() for r in scored[d]["10% gold"]]) - np.mean(ck_gold)))
+            for setting, runs in scored[d].items():
+                for mine, default in zip(runs, scored[DEFAULT_DIAGONAL_PRIOR][setting], strict=True):
+                    disputed[d][setting][0] += int((mine & ~default).sum())
+                    disputed[d][setting][1] += int((~mine & default).sum())
         print(
             f"  {ds.name}: evidence picks {evidence_pick[ds.name]}, held-out picks {heldout_pick[ds.name]}",
             file=sys.stderr,
@@ -135,6 +163,16 @@ def main() -> None:
                 [f"{d:g}", label, *[f"{x:+.2f}" for x in diffs], "yes" if target_met(diffs) else "no"]
             )
     print(table(["d", "setting", *names, "target met"], rows))
+    print(
+        f"\n# Against the default d = {DEFAULT_DIAGONAL_PRIOR:g}: disputed tasks only d / only the default"
+        " gets right, pooled over the sets, two-sided sign test\n"
+    )
+    rows = [
+        [f"{d:g}", sign_test(*disputed[d]["no gold"]), sign_test(*disputed[d]["10% gold"])]
+        for d in GRID
+        if d != DEFAULT_DIAGONAL_PRIOR
+    ]
+    print(table(["d", "no gold", "10% gold (10 seeds)"], rows))
     print("\n# Truth-free choices of d\n")
     pooled_ev = max(GRID, key=evidence_by_d.__getitem__)
     pooled_ho = max(GRID, key=heldout_by_d.__getitem__)

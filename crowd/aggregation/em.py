@@ -35,7 +35,8 @@ _EXP_CUTOFF = -87.0
 # Pseudo-correct answers per true class in every confusion row (the Dirichlet(1 + d*I) prior of the
 # M-step). 0.6 was chosen on the seven benchmark sets' truth: on accuracy it cannot be told apart
 # from d = 1 (sign tests p = 0.38 without gold, 0.67 with), and it is the largest value on the grid
-# that keeps every set level with crowd-kit's Dawid-Skene but one (docs/BENCHMARKS.md, "prior").
+# that meets the accuracy target against crowd-kit in both settings (docs/BENCHMARKS.md, "How the
+# prior was chosen"; bench/prior_selection.py).
 DEFAULT_DIAGONAL_PRIOR = 0.6
 
 

@@ -76,7 +76,8 @@ def instant_model(
     Beta prior's strength), and the fit's expected counts are added: the posterior mean, so a worker
     seen a few times is neither taken at a near-0/1 MAP row nor reset to a flat one. With a fit, its
     class shares (+1 each, as in the fit) replace the uniform class prior. (``bench/
-    instant_consensus.py`` compares this with the flat Dirichlet(1 + I) prior and the MAP rows.)"""
+    instant_consensus.py`` compares this with the flat prior of ``confusion_from_counts`` and the
+    MAP rows.)"""
     k = len(values)
     p = np.clip(accuracy, 1e-3, 1 - 1e-3)[:, None, None]
     confusion = np.where(np.eye(k, dtype=bool)[None], p, (1 - p) / (k - 1))
