@@ -135,8 +135,13 @@ OUR_METHODS: dict[str, Fit] = {
 }
 
 
+def correct(pred: pd.Series, truth: pd.Series) -> np.ndarray:
+    """Per task with truth: is the prediction the truth?"""
+    return (pred.reindex(truth.index).astype(object) == truth).to_numpy()
+
+
 def accuracy(pred: pd.Series, truth: pd.Series) -> float:
-    return float((pred.reindex(truth.index).astype(object) == truth).mean())
+    return float(correct(pred, truth).mean())
 
 
 def measure(fit: Fit, df: pd.DataFrame, repeats: int) -> tuple[pd.Series, float, int]:

@@ -36,7 +36,7 @@ from scipy.special import gammaln
 from scipy.stats import binomtest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from aggregation import DEFAULT_DATASETS, GOLD_SEEDS, accuracy, gold_split, load_datasets, table
+from aggregation import DEFAULT_DATASETS, GOLD_SEEDS, accuracy, correct, gold_split, load_datasets, table
 
 from crowd.aggregation import confusion_counts, confusion_from_counts, dawid_skene, encode
 from crowd.aggregation.em import DEFAULT_DIAGONAL_PRIOR
@@ -74,11 +74,6 @@ def heldout_loglik(enc, d: float, seed: int = 0) -> float:
         total += float(np.log(p).sum())
         scored += int(keep.sum())
     return total / scored
-
-
-def right(pred: pd.Series, truth: pd.Series) -> np.ndarray:
-    """Per scored task: is the prediction the truth?"""
-    return (pred.reindex(truth.index).astype(object) == truth).to_numpy()
 
 
 def sign_test(wins: int, losses: int) -> str:
@@ -132,8 +127,8 @@ def main() -> None:
         heldout_pick[ds.name] = max(GRID, key=ho.__getitem__)
         scored = {
             d: {
-                "no gold": [right(ours(d)[0], ds.truth)],
-                "10% gold": [right(ours(d, gold)[0], held) for gold, held in splits],
+                "no gold": [correct(ours(d)[0], ds.truth)],
+                "10% gold": [correct(ours(d, gold)[0], held) for gold, held in splits],
             }
             for d in GRID
         }
