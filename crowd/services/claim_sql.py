@@ -46,8 +46,16 @@ _CLAIMABLE = f"t.batch_id = %(batch)s AND NOT t.is_gold AND t.slots_taken < t.ov
 # task a moment earlier; only inserted rows take a slot. Rows are inserted in an order that is
 # fixed per (worker, task) but unrelated to task ids or gold: two sessions of one worker then
 # wait on each other's inserts in the same order (no deadlock), and assignment ids reveal nothing.
+# ``allow`` is how many leases the worker may still take in the batch (``max_claims_per_request``
+# minus their unexpired leases), counted by ``crowd_claim_allowance`` (migration crowd 0007) under a
+# per-(worker, batch) advisory lock that it takes before this statement locks any task row (every
+# LIMIT that feeds a locking scan depends on it): two sessions of one worker claim one after the
+# other, and the second counts the first's leases, so the cap holds under concurrency.
 _CLAIM_TEMPLATE = f"""
-WITH pivot AS (
+WITH allow AS (
+    SELECT LEAST(%(n_total)s, crowd_claim_allowance(%(worker)s, %(batch)s, %(cap)s, %(now)s)) AS n
+),
+pivot AS (
     SELECT min(id) + floor(random() * (max(id) - min(id) + 1))::bigint AS at
     FROM marketplace_task WHERE batch_id = %(batch)s AND is_gold
 ),
@@ -61,7 +69,7 @@ gold AS (
          WHERE t.batch_id = %(batch)s AND t.is_gold AND t.id < (SELECT at FROM pivot) AND {_UNSEEN}
          ORDER BY t.id LIMIT %(n_gold)s)
     ) g
-    ORDER BY part, id LIMIT %(n_gold)s
+    ORDER BY part, id LIMIT GREATEST(0, LEAST(%(n_gold)s, (SELECT n FROM allow)))
 ),
 start AS (
     SELECT head.id + floor(random() * %(window)s)::bigint AS at
@@ -83,14 +91,14 @@ locked_low AS (
 ),
 regular AS (
     SELECT id, input FROM (SELECT * FROM locked_high UNION ALL SELECT * FROM locked_low) l
-    LIMIT %(n_total)s - (SELECT count(*) FROM gold)
+    LIMIT GREATEST(0, (SELECT n FROM allow) - (SELECT count(*) FROM gold))
 ),
 chosen AS (
     SELECT id, input, false AS is_gold FROM regular
     UNION ALL
     SELECT id, input, true AS is_gold FROM gold
     WHERE EXISTS (SELECT 1 FROM regular)
-       OR (%(n_total)s = (SELECT count(*) FROM gold)
+       OR ((SELECT n FROM allow) = (SELECT count(*) FROM gold)
            AND EXISTS (SELECT 1 FROM marketplace_task t WHERE {_CLAIMABLE}))
 ),
 ins AS (
@@ -105,7 +113,11 @@ bump AS (
     UPDATE marketplace_task t SET slots_taken = t.slots_taken + 1
     FROM ins WHERE t.id = ins.task_id AND NOT ins.is_gold
 )
-SELECT ins.id, chosen.input::text FROM ins JOIN chosen ON chosen.id = ins.task_id ORDER BY ins.id
+SELECT (SELECT n FROM allow), served.id, served.input
+FROM (SELECT 1) one LEFT JOIN (
+    SELECT ins.id, chosen.input::text AS input FROM ins JOIN chosen ON chosen.id = ins.task_id
+) served ON true
+ORDER BY served.id
 """
 CLAIM_SQL = _CLAIM_TEMPLATE.format(lock="SKIP LOCKED")
 # The second try after an empty first one waits for rows other claimers hold instead of skipping
@@ -152,28 +164,43 @@ def expire_batch_leases(*, batch_id: int, now: datetime, limit: int) -> None:
 
 
 def claim(
-    *, batch_id: int, worker_id: int, n_regular: int, n_gold: int, now: datetime, expires: datetime
-) -> list[tuple[int, str]]:
-    """Run the claim statement; returns ``(assignment_id, input_json_text)`` in served order."""
+    *,
+    batch_id: int,
+    worker_id: int,
+    n_regular: int,
+    n_gold: int,
+    cap: int,
+    now: datetime,
+    expires: datetime,
+) -> tuple[int, list[tuple[int, str]]]:
+    """Run the claim statement. Returns the worker's allowance as counted under the lock (at most
+    ``n_regular + n_gold``; 0 or less: they hold ``cap`` leases already, nothing was taken) and
+    ``(assignment_id, input_json_text)`` in served order."""
     params: dict[str, Any] = {
         "batch": batch_id,
         "worker": worker_id,
         "salt": _insert_salt(worker_id),
         "n_total": n_regular + n_gold,
         "n_gold": n_gold,
+        "cap": cap,
         "window": settings.CLAIM_WINDOW,
         "now": now,
         "expires": expires,
     }
     with connection.cursor() as cursor:
         cursor.execute(CLAIM_SQL, params)
-        rows = cursor.fetchall()
-        if not rows:
+        allowance, rows = _served(cursor.fetchall())
+        if not rows and allowance > 0:
             # Waiting claims must lock in one global order (ids up from the oldest free task), or
             # two of them could each hold a row the other waits for: no random start here.
             cursor.execute(CLAIM_WAIT_SQL, {**params, "window": 1})
-            rows = cursor.fetchall()
-        return rows
+            allowance, rows = _served(cursor.fetchall())
+        return allowance, rows
+
+
+def _served(result: list[tuple[Any, ...]]) -> tuple[int, list[tuple[int, str]]]:
+    """The claim statement's one row per lease (or one row of NULLs), each led by the allowance."""
+    return result[0][0], [(pk, text) for _, pk, text in result if pk is not None]
 
 
 def _insert_salt(worker_id: int) -> str:

@@ -49,8 +49,8 @@ def assignment_claim(
     tells them apart. Guarantees, enforced by the database: a worker never holds the same task
     twice (unique constraint); a regular task never has more than ``overlap`` active + submitted
     assignments (row lock + counter under a check constraint). An exhausted batch returns ``[]``.
-    A worker may hold at most ``max_claims_per_request`` active leases in one batch (409 beyond);
-    that cap is a guard against hoarding, checked before the claim, not under a lock.
+    A worker may hold at most ``max_claims_per_request`` active leases in one batch (409 beyond),
+    also when several sessions of theirs claim at once: the claim counts them under a lock.
     ``active_leases`` and ``has_overdue`` may be passed when the caller already read them (the
     API's selector); overdue leases of the batch are expired first so their slots can be claimed.
     """
@@ -61,27 +61,34 @@ def assignment_claim(
         active_leases = selectors.active_lease_count(worker=worker, batch_id=batch.pk, now=now)
     wanted = min(count, batch.max_claims_per_request - active_leases)
     if wanted <= 0:
-        raise Conflict(
-            "Submit, skip or release your current leases in this batch before claiming more.",
-            code="too_many_active_leases",
-            detail={"active": active_leases, "max_claims_per_request": batch.max_claims_per_request},
-        )
+        raise _too_many(batch, active_leases)
     gold_wanted = sum(_rng.random() < batch.gold_rate for _ in range(wanted)) if batch.gold_rate else 0
     expires = now + timedelta(seconds=batch.lease_seconds)
     if connection.vendor == "postgresql":
         if has_overdue:
             claim_sql.expire_batch_leases(batch_id=batch.pk, now=now, limit=settings.LEASE_LAZY_EXPIRE_LIMIT)
-        rows = claim_sql.claim(
+        allowance, rows = claim_sql.claim(
             batch_id=batch.pk,
             worker_id=worker.pk,
             n_regular=wanted - gold_wanted,
             n_gold=gold_wanted,
+            cap=batch.max_claims_per_request,
             now=now,
             expires=expires,
         )
+        if allowance <= 0:  # another session of this worker took the rest of the cap meanwhile
+            raise _too_many(batch, batch.max_claims_per_request - allowance)
         return [Lease(pk, batch.pk, text, expires) for pk, text in rows]
     return _claim_portable(
         worker=worker, batch=batch, wanted=wanted, gold_wanted=gold_wanted, now=now, expires=expires
+    )
+
+
+def _too_many(batch: Batch, active: int) -> Conflict:
+    return Conflict(
+        "Submit, skip or release your current leases in this batch before claiming more.",
+        code="too_many_active_leases",
+        detail={"active": active, "max_claims_per_request": batch.max_claims_per_request},
     )
 
 
@@ -118,6 +125,13 @@ def _claim_portable(
 ) -> list[Lease]:
     with transaction.atomic():
         leases_expire(batch_id=batch.pk, now=now, limit=settings.LEASE_LAZY_EXPIRE_LIMIT)
+        # Counted again inside the write transaction (SQLite's lock, taken at BEGIN, serialises
+        # claims), so two sessions of one worker cannot both pass the cap.
+        active = selectors.active_lease_count(worker=worker, batch_id=batch.pk, now=now)
+        if active >= batch.max_claims_per_request:
+            raise _too_many(batch, active)
+        wanted = min(wanted, batch.max_claims_per_request - active)
+        gold_wanted = min(gold_wanted, wanted)
         # Gold first: a gold share the worker cannot fill (all gold seen) becomes regular work.
         gold = _pick_gold(batch=batch, worker=worker, wanted=gold_wanted) if gold_wanted else []
         regular_wanted = wanted - len(gold)

@@ -263,3 +263,49 @@ def test_submit_racing_the_expiry_sweep_has_exactly_one_outcome():
     assert outcomes[True, AssignmentStatus.EXPIRED] == 30
     assert outcomes[False, AssignmentStatus.SUBMITTED] + outcomes[False, AssignmentStatus.EXPIRED] == 30
     assert Assignment.objects.filter(status=AssignmentStatus.ACTIVE).count() == 0
+
+
+def test_sessions_of_one_worker_claiming_at_once_never_pass_the_lease_cap():
+    # given a worker with four API sessions (four tokens) and a batch that lets a worker hold 10
+    batch = open_batch(tasks=400, gold=20, overlap=2, gold_rate=0.1, max_claims_per_request=10)
+    worker = WorkerFactory()
+    clients = [client_for(worker.user) for _ in range(4)]
+    together = threading.Barrier(len(clients), timeout=30)
+    outcomes: list[tuple[int, int, str]] = []
+    lock = threading.Lock()
+
+    def session(client) -> None:
+        try:
+            for _ in range(8):
+                together.wait()
+                # when all four ask for the whole cap at the same instant
+                response = client.post(f"/api/v1/work/batches/{batch.pk}/claim", {"count": 10}, format="json")
+                body = response.json()
+                got = len(body["assignments"]) if response.status_code == 200 else 0
+                with lock:
+                    outcomes.append((response.status_code, got, body.get("code", "")))
+                together.wait()
+                # then, each round, the leases held are within the cap; release them for the next
+                if client is clients[0]:
+                    active = Assignment.objects.filter(worker=worker, status=AssignmentStatus.ACTIVE)
+                    held = list(active.values_list("id", flat=True))
+                    with lock:
+                        outcomes.append((0, len(held), "held"))
+                    for assignment_id in held:
+                        assignment_release(worker=worker, assignment_id=assignment_id)
+                together.wait()
+        except BaseException:
+            together.abort()
+            raise
+
+    failures = run_threads([partial(session, c) for c in clients], timeout=60)
+
+    assert failures == []
+    held = [n for status, n, code in outcomes if code == "held"]
+    claims = [(status, n, code) for status, n, code in outcomes if code != "held"]
+    assert held == [10] * 8  # exactly the cap each round: never more, and nobody left it unused
+    assert sum(n for _, n, _ in claims) == 80
+    # the sessions that came second were told why, not handed an empty list
+    assert {(status, code) for status, n, code in claims if n == 0} <= {(409, "too_many_active_leases")}
+    assert {status for status, n, _ in claims if n} == {200}
+    assert counter_mismatches(batch) == []
