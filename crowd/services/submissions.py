@@ -44,6 +44,24 @@ def _lock_for_worker(*, worker: Worker, assignment_id: int) -> Assignment:
     return assignment
 
 
+def _comparable(value: Any) -> Any:
+    """A JSON value in a form where equal JSON compares equal: ``1`` and ``1.0`` are one number
+    (the database may store either), while ``true`` and ``1`` differ (Python's ``==`` says not)."""
+    if isinstance(value, bool) or value is None:
+        return ("literal", value)
+    if isinstance(value, int | float):
+        return ("number", value)
+    if isinstance(value, list):
+        return ("array", tuple(_comparable(v) for v in value))
+    if isinstance(value, dict):
+        return ("object", frozenset((k, _comparable(v)) for k, v in value.items()))
+    return ("string", value)
+
+
+def same_json(a: Any, b: Any) -> bool:
+    return _comparable(a) == _comparable(b)
+
+
 def _expire_now(assignment: Assignment, now: Any) -> None:
     assignment.status = AssignmentStatus.EXPIRED
     assignment.ended_at = now
@@ -250,8 +268,9 @@ def assignment_submit(
     """Record the worker's answer to their active lease.
 
     The answer must satisfy the project's ``answer_schema`` (400 with every violation). A retry
-    carrying the same ``Idempotency-Key`` as the accepted submit returns that first result; any
-    other second submit is 409. An overdue lease is expired (its slot returned) and refused with
+    carrying the same ``Idempotency-Key`` and answer as the accepted submit returns that first
+    result; the same key with another answer is 409 ``idempotency_key_reused``; any other second
+    submit is 409. An overdue lease is expired (its slot returned) and refused with
     409, as is an answer to a closed batch. Side effect: the task's ``answers_count`` grows and the
     task becomes ``complete`` at its overlap.
     """
@@ -285,6 +304,12 @@ def _submit_locked(
             and idempotency_key
             and assignment.submit_key == idempotency_key
         ):
+            if not same_json(assignment.answer, answer):
+                raise Conflict(
+                    "This Idempotency-Key was used to submit a different answer.",
+                    code="idempotency_key_reused",
+                    detail={"assignment": assignment.pk},
+                )
             return assignment
         conflict = _check_active(assignment, now)
         if conflict is None:

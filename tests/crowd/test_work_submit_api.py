@@ -177,8 +177,8 @@ def test_submit_replayed_with_the_same_idempotency_key_returns_the_first_result(
     first = _submit(worker_client, lease.pk, "cat", key="submit-1")
     after_first = db_snapshot()
 
-    # when the client retries, even with a different body
-    replay = _submit(worker_client, lease.pk, "dog", key="submit-1")
+    # when the client retries the same request
+    replay = _submit(worker_client, lease.pk, "cat", key="submit-1")
 
     # then
     assert first.status_code == 200
@@ -188,6 +188,44 @@ def test_submit_replayed_with_the_same_idempotency_key_returns_the_first_result(
     assert first.json()["answer"] == "cat"
     assert db_snapshot() == after_first
     assert _slots(batch) == [(1, 1, "open")]
+
+
+def test_the_same_idempotency_key_with_another_answer_is_409(worker_client):
+    # given an accepted submit
+    batch = open_batch(regular=1)
+    lease = _one_lease(worker_client, batch)
+    _submit(worker_client, lease.pk, "cat", key="submit-1")
+    before = db_snapshot()
+
+    # when the key comes back with a different body
+    response = _submit(worker_client, lease.pk, "dog", key="submit-1")
+
+    # then it is refused, as the money endpoints refuse a reused key, and nothing changed
+    assert response.status_code == 409
+    assert response.json() == {
+        "code": "idempotency_key_reused",
+        "message": "This Idempotency-Key was used to submit a different answer.",
+        "detail": {"assignment": lease.pk},
+    }
+    assert db_snapshot() == before
+
+
+def test_a_replay_is_recognised_however_the_database_stored_the_json(worker):
+    # given an object answer with a float, submitted once (jsonb reorders keys)
+    project = ProjectFactory(answer_schema={"type": "object"})
+    batch = open_batch(regular=1, project=project)
+    client = client_for(worker.user)
+    lease = _one_lease(client, batch)
+    answer = {"z": 1.0, "a": [True, None, "x"]}
+    first = _submit(client, lease.pk, answer, key="k")
+
+    # when the same answer is replayed, and then one where true became 1
+    replay = _submit(client, lease.pk, {"a": [True, None, "x"], "z": 1.0}, key="k")
+    changed = _submit(client, lease.pk, {"z": 1.0, "a": [1, None, "x"]}, key="k")
+
+    # then the replay is the first result and the changed body is refused
+    assert (first.status_code, replay.status_code, replay.json()) == (200, 200, first.json())
+    assert (changed.status_code, changed.json()["code"]) == (409, "idempotency_key_reused")
 
 
 @pytest.mark.parametrize("key", [None, "another-key"])
