@@ -44,6 +44,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before everything else, so a refused request costs one round trip to Redis and nothing more.
+    "marketplace.ratelimit.RateLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -166,6 +168,29 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(minutes=10),
     },
 }
+
+# --- Cache and rate limits (marketplace/ratelimit.py) -------------------------------------------
+# With Redis, the cache (allauth's own log-in and sign-up limits) and our rate limits are shared by
+# every web process; without it (the demo) each process counts for itself.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    if REDIS_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
+RATE_LIMIT_ENABLED = env_bool("RATE_LIMIT_ENABLED", True)
+RATE_LIMIT_REDIS_URL = os.environ.get("RATE_LIMIT_REDIS_URL", REDIS_URL)
+RATE_LIMIT_KEY_PREFIX = os.environ.get("RATE_LIMIT_KEY_PREFIX", "rl")
+# "<count>/<s|min|hour|day>", fixed windows. See the README for what each one counts.
+RATE_LIMITS = {
+    "ip": os.environ.get("RATE_LIMIT_IP", "6000/min"),
+    "credential": os.environ.get("RATE_LIMIT_CREDENTIAL", "1200/min"),
+    "anonymous": os.environ.get("RATE_LIMIT_ANONYMOUS", "300/min"),
+    "auth": os.environ.get("RATE_LIMIT_AUTH", "20/min"),
+    "auth_failures": os.environ.get("RATE_LIMIT_AUTH_FAILURES", "30/hour"),
+}
+# Trusted proxies in front of the site (a load balancer: 1): the client address is then read from
+# X-Forwarded-For. 0 trusts nobody and uses the connection's address.
+NUM_PROXIES = int(os.environ.get("NUM_PROXIES", "0"))
 
 # --- Domain ---------------------------------------------------------------------------------
 # HMAC key for the stable per-requester worker pseudonyms shown to requesters.

@@ -14,3 +14,7 @@ LOGGING = {"version": 1, "disable_existing_loggers": False}
 # database: TEST_DB_NAME=test_alice bash scripts/test.sh
 if os.environ.get("TEST_DB_NAME"):
     DATABASES["default"]["TEST"] = {"NAME": os.environ["TEST_DB_NAME"]}  # noqa: F405
+# Each test run counts for itself: nothing cached or counted leaks between tests or parallel runs.
+# The rate-limit tests turn the limits on (and point them at Redis) themselves.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+RATE_LIMIT_ENABLED = False
