@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 from django.db import connection
@@ -21,6 +22,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             if CI:
                 raise pytest.UsageError("CI=true but the tests are not running on PostgreSQL")
             item.add_marker(pytest.mark.skip(reason="needs PostgreSQL (set DATABASE_URL)"))
+        if "browser" in item.keywords and not shutil.which("chromium"):
+            if CI:
+                raise pytest.UsageError("CI=true but chromium is not installed (scripts/test.sh installs it)")
+            item.add_marker(pytest.mark.skip(reason="needs chromium (apt-get install chromium)"))
         if "redis" in item.keywords and not has_redis:
             if CI:
                 raise pytest.UsageError("CI=true but REDIS_URL is not set")

@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "allauth",
     "allauth.account",
     "allauth.headless",
@@ -139,6 +140,10 @@ SPECTACULAR_SETTINGS = {
     "claim leases and submit answers.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The UI's JavaScript and CSS come from this site's static files, never from a CDN. (No ReDoc
+    # page: its bundle loads a logo from cdn.redoc.ly whatever it is told.)
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "BatchStatusEnum": "marketplace.enums.BatchStatus",

@@ -23,3 +23,13 @@ if _postgres and env_bool("DB_SERVER_SIDE_BINDING", True):
     options["prepare_threshold"] = int(os.environ.get("DB_PREPARE_THRESHOLD", "5"))
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
 CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
+# HTTPS only: browsers that saw the site once refuse plain HTTP to it for a year. Django sends the
+# header on HTTPS requests; behind a load balancer that ends TLS, set TRUST_X_FORWARDED_PROTO so a
+# request it forwarded as https counts as secure.
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "31536000"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+if env_bool("TRUST_X_FORWARDED_PROTO", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers check health over plain HTTP
