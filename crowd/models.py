@@ -85,6 +85,12 @@ class Assignment(models.Model):
                 name="assignment_active_expiry",
             ),
             # The auto-accept sweep walks only answers still waiting for a verdict.
+            # A worker's control answers by age: the lagged reliability behind batch filters.
+            models.Index(
+                fields=["worker", "submitted_at"],
+                condition=Q(gold_correct__isnull=False),
+                name="assignment_worker_scored",
+            ),
             models.Index(
                 fields=["submitted_at"],
                 condition=Q(status=AssignmentStatus.SUBMITTED),

@@ -14,7 +14,13 @@ from marketplace.models import Batch, User
 
 from .enums import AssignmentStatus
 from .models import Assignment, Worker
-from .quality.restrictions import claim_columns_sql, eligibility_flags, eligible_batches, ensure_eligible
+from .quality.restrictions import (
+    claim_columns_sql,
+    eligibility_flags,
+    eligibility_params,
+    eligible_batches,
+    ensure_eligible,
+)
 from .quality.training import training_retry_check
 
 # Workers may act on batches in these states; drafts are invisible to them.
@@ -114,7 +120,8 @@ def batch_get_for_claim(*, worker: Worker, batch_id: int) -> tuple[Batch, int, b
         return batch, active_lease_count(worker=worker, batch_id=batch.pk, now=now), True
     with connection.cursor() as cursor:
         cursor.execute(
-            _CLAIM_BATCH_SQL, {"worker": worker.pk, "batch": batch_id, "user": worker.user_id, "now": now}
+            _CLAIM_BATCH_SQL,
+            {**eligibility_params(worker_id=worker.pk, now=now), "batch": batch_id, "user": worker.user_id},
         )
         row = cursor.fetchone()
     if row is None:

@@ -32,9 +32,10 @@ def consensus_refit_sweep() -> int:
     max_retries=5,
 )
 def task_consensus_task(task_id: int) -> None:
-    """One task's consensus (and its dynamic-overlap decision) when computing it in the submit's
-    request failed (``consensus.after_submit``); database errors (a deadlock, a lost connection)
-    are retried with backoff. Safe to repeat: it recomputes from the answers stored now."""
+    """One task's consensus (and its dynamic-overlap decision); database errors (a deadlock, a lost
+    connection) are retried with backoff. Safe to repeat: it recomputes from the answers stored
+    now. Submits now enqueue ``crowd.tasks.task_answered`` instead; this name stays registered so
+    messages queued by the previous release still run."""
     from .services.consensus import task_consensus_update
 
     task_consensus_update(task_id=task_id)

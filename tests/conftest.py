@@ -9,6 +9,7 @@ import pytest
 from django.db import connection
 from rest_framework.test import APIClient
 
+from tests.celery_worker import redis_celery  # noqa: F401 - a fixture for every test module
 from tests.factories import BatchFactory, ProjectFactory, RequesterFactory, WorkerFactory, client_for
 
 CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}

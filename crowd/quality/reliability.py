@@ -10,7 +10,9 @@ consensus later uses the mean as the answer weight.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Sum
 from scipy.stats import beta as beta_dist
@@ -37,6 +39,14 @@ class Estimate:
             "gold_answers": self.gold_answers,
             "gold_correct": self.gold_correct,
         }
+
+
+def reveal_delay() -> timedelta:
+    """How old a control answer must be before anything a worker sees depends on it: their
+    reliability in ``work/me``, reliability filters on batches, and the ``gold`` review mode's
+    verdicts (``GOLD_REVEAL_DELAY_HOURS``). A figure that moved right after a submit would tell the
+    worker that this task was a control task, and whether they got it right."""
+    return timedelta(hours=settings.GOLD_REVEAL_DELAY_HOURS)
 
 
 PRIOR_STRENGTH = PRIOR_ALPHA + PRIOR_BETA

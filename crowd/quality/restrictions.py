@@ -18,7 +18,7 @@ from marketplace.models import Batch, Requester
 
 from ..enums import Actor, RestrictionScope
 from ..models import Restriction, Worker
-from .reliability import mean_sql
+from .reliability import mean_sql, reveal_delay
 
 
 def active_q(now: datetime) -> Q:
@@ -144,22 +144,27 @@ FILTERS_FAIL_SQL = """EXISTS (SELECT 1 FROM marketplace_batchskillfilter f
     OR (f.op = '>=' AND ws.id IS NOT NULL AND ws.value >= f.value)
     OR (f.op = '<=' AND ws.id IS NOT NULL AND ws.value <= f.value)
     OR (f.op = '==' AND ws.id IS NOT NULL AND ws.value = f.value)))
-OR ({b}.min_reliability IS NOT NULL AND {b}.min_reliability > COALESCE(
-  (SELECT {mean} FROM crowd_reliability rl
-    WHERE rl.worker_id = %(worker)s AND rl.project_id = {b}.project_id),
-  {prior}))"""
+OR ({b}.min_reliability IS NOT NULL AND {b}.min_reliability > (
+  SELECT {mean} FROM crowd_assignment sa JOIN marketplace_batch sb ON sb.id = sa.batch_id
+  WHERE sa.worker_id = %(worker)s AND sa.gold_correct IS NOT NULL AND sa.submitted_at <= %(shown)s
+    AND sb.project_id = {b}.project_id AND NOT sb.is_training))"""
+# The reliability filter reads the same lagged figure as ``work/me`` (control answers older than
+# the reveal delay, ``reliability.reveal_delay``), not the live reliability row: a batch that turned
+# from visible to hidden right after a submit would tell the worker that it was a wrong control
+# answer. ``%(shown)s`` is ``now - reveal_delay()``; no answers yet gives the prior's mean.
 
 
 def _fragments(b: str, p: str) -> tuple[str, str]:
-    from .reliability import PRIOR_ALPHA, PRIOR_BETA
-
     restricted = RESTRICTED_SQL.format(b=b, p=p)
     failing = FILTERS_FAIL_SQL.format(
-        b=b,
-        mean=mean_sql("rl.gold_correct", "rl.gold_total"),
-        prior=PRIOR_ALPHA / (PRIOR_ALPHA + PRIOR_BETA),
+        b=b, mean=mean_sql("COALESCE(SUM(CASE WHEN sa.gold_correct THEN 1 ELSE 0 END), 0)", "COUNT(*)")
     )
     return restricted, failing
+
+
+def eligibility_params(*, worker_id: int, now: datetime) -> dict[str, Any]:
+    """The named parameters the eligibility fragments read."""
+    return {"worker": worker_id, "now": now, "shown": now - reveal_delay()}
 
 
 def claim_columns_sql(b: str = "b", p: str = "p.requester_id") -> str:
@@ -175,7 +180,7 @@ def eligible_batches(qs: QuerySet[Batch], *, worker: Worker, now: datetime) -> Q
         b, f"(SELECT requester_id FROM marketplace_project WHERE id = {b}.project_id)"
     )
     sql = f"NOT ({restricted}) AND NOT ({failing})"
-    positional, params = _positional(sql, {"worker": worker.pk, "now": now})
+    positional, params = _positional(sql, eligibility_params(worker_id=worker.pk, now=now))
     return qs.extra(where=[positional], params=params)
 
 
@@ -220,6 +225,6 @@ def eligibility_flags(*, worker: Worker, batch_id: int, now: datetime) -> tuple[
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute(sql, {"worker": worker.pk, "now": now, "batch": batch_id})
+        cursor.execute(sql, {**eligibility_params(worker_id=worker.pk, now=now), "batch": batch_id})
         row = cursor.fetchone()
     return (bool(row[0]), bool(row[1])) if row else (False, False)

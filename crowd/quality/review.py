@@ -17,7 +17,7 @@ from django.db.models import Case, F, Value, When
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from marketplace.enums import TaskStatus
+from marketplace.enums import ReviewMode, TaskStatus
 from marketplace.errors import Conflict, NotFound, ValidationFailed
 from marketplace.models import Batch, Requester, Task
 from marketplace.services import budget
@@ -26,9 +26,11 @@ from payments.errors import InsufficientFunds
 from ..enums import ASSIGNMENT_TRANSITIONS, Actor, AssignmentStatus, Verdict
 from ..models import Assignment
 from .events import events_add
+from .reliability import reveal_delay
 
 MAX_REVIEW_IDS = 1000
 AUTO_ACCEPT_REASON = "Accepted automatically: not reviewed within {hours} hours."
+WRONG_GOLD_REASON = "The answer did not match the expected answer."
 
 
 def _lock_tasks(task_ids: Sequence[int]) -> None:
@@ -195,6 +197,7 @@ def assignments_auto_accept(*, now: datetime | None = None, chunk: int = 500) ->
                         batch__auto_accept_after_hours=hours,
                     )
                     .exclude(batch_id__in=unpaid)
+                    .exclude(batch__review_mode=ReviewMode.GOLD, batch__is_training=False)
                     .order_by("submitted_at", "id")[:chunk]
                 )
                 by_batch: dict[int, list[Assignment]] = {}
@@ -215,6 +218,63 @@ def assignments_auto_accept(*, now: datetime | None = None, chunk: int = 500) ->
                         unpaid.add(batch_id)
             if len(rows) < chunk:
                 break
+    for batch_id in sorted(unpaid):
+        budget.batch_pause_for_funds(batch_id=batch_id)
+    return total
+
+
+def assignments_gold_review(*, now: datetime | None = None, chunk: int = 500) -> int:
+    """Review mode ``gold``: decide every answer once it is older than the gold reveal delay
+    (``GOLD_REVEAL_DELAY_HOURS``): a wrong control answer is rejected, everything else accepted.
+
+    Nothing is decided at submit, so a worker cannot tell a control task from a regular one by
+    the verdict or its timing; the delay is the one after which ``work/me`` shows a control answer
+    in the worker's reliability anyway. Chunked, SKIP LOCKED, idempotent like the auto-accept sweep;
+    a batch that cannot pay is paused and its answers wait for the next run. Returns how many
+    answers were decided.
+    """
+    now = now or timezone.now()
+    cutoff = now - reveal_delay()
+    total = 0
+    unpaid: set[int] = set()
+    while True:
+        with transaction.atomic():
+            rows = list(
+                Assignment.objects.select_for_update(skip_locked=True, of=("self",))
+                .filter(
+                    status=AssignmentStatus.SUBMITTED,
+                    submitted_at__lte=cutoff,
+                    batch__review_mode=ReviewMode.GOLD,
+                    batch__is_training=False,
+                )
+                .exclude(batch_id__in=unpaid)
+                .order_by("submitted_at", "id")[:chunk]
+            )
+            by_batch: dict[int, list[Assignment]] = {}
+            for a in rows:
+                by_batch.setdefault(a.batch_id, []).append(a)
+            for batch_id, batch_rows in by_batch.items():
+                wrong = [a for a in batch_rows if a.gold_correct is False]
+                right = [a for a in batch_rows if a.gold_correct is not False]
+                try:
+                    with transaction.atomic():
+                        if right:
+                            verdict_apply(
+                                right, target=AssignmentStatus.ACCEPTED, actor=Actor.SYSTEM, now=now
+                            )
+                        if wrong:
+                            verdict_apply(
+                                wrong,
+                                target=AssignmentStatus.REJECTED,
+                                actor=Actor.SYSTEM,
+                                now=now,
+                                reason=WRONG_GOLD_REASON,
+                            )
+                    total += len(batch_rows)
+                except InsufficientFunds:
+                    unpaid.add(batch_id)
+        if len(rows) < chunk:
+            break
     for batch_id in sorted(unpaid):
         budget.batch_pause_for_funds(batch_id=batch_id)
     return total

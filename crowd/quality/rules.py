@@ -255,10 +255,9 @@ def _gold_accuracy(p: dict[str, Any], worker_id: int, batch: Batch, since: datet
     )
     right = sum(scored)
     if _below_bar(p, right, len(scored)):
-        return Firing(
-            f"Accuracy on control tasks {right / len(scored):.0%} ({right} of your last {len(scored)} "
-            f"control answers) is {_bar(p)}."
-        )
+        # No counts or percentages: they would change with this very answer and tell the worker
+        # which of their answers were control tasks, sooner than work/me's lagged figure does.
+        return Firing(f"Your accuracy on this batch's control tasks is {_bar(p)}.")
     return None
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.db.models import Count, Q
@@ -13,7 +13,7 @@ from marketplace.selectors import worker_pseudonym
 
 from ..enums import AssignmentStatus
 from ..models import Assignment, Reliability, Worker, WorkerSkill
-from .reliability import estimate
+from .reliability import estimate, reveal_delay
 from .restrictions import active_q, restrictions_active_for
 
 REVIEWED = Q(status__in=[AssignmentStatus.ACCEPTED, AssignmentStatus.REJECTED])
@@ -23,18 +23,12 @@ def _acceptance(accepted: int, rejected: int) -> float | None:
     return None if accepted + rejected == 0 else round(accepted / (accepted + rejected), 4)
 
 
-# The worker's own reliability counts only control answers older than this: a figure that moved
-# right after a submit would tell the worker that this task was a control task, and whether
-# they got it right.
-WORKER_VIEW_DELAY = timedelta(hours=24)
-
-
 def _delayed(worker: Worker, now: datetime) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     rows = (
         Assignment.objects.filter(
             worker=worker,
             gold_correct__isnull=False,
-            submitted_at__lte=now - WORKER_VIEW_DELAY,
+            submitted_at__lte=now - reveal_delay(),  # see reveal_delay: no single submit shows
             batch__is_training=False,
         )
         .values("batch__project_id", "batch__project__name")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from django.db import connection, transaction
@@ -13,20 +14,19 @@ from marketplace.enums import BatchStatus, ReviewMode, TaskStatus
 from marketplace.errors import Conflict, NotFound, ValidationFailed
 from marketplace.models import Task
 from marketplace.schemas import UNSTORABLE, answer_validator, json_column, storable
-from marketplace.services import budget, consensus
-from payments.errors import InsufficientFunds
+from marketplace.services import consensus
 
 from ..enums import Actor, AssignmentStatus
 from ..models import Assignment, QualityRule, Worker
 from ..quality.events import EVENT_COLUMNS, events_add
 from ..quality.reliability import reliability_bump
-from ..quality.review import assignment_accept_if_submitted, verdict_apply
-from ..quality.rules import rules_evaluate, rules_evaluate_task_peers
+from ..quality.review import assignment_accept_if_submitted
+from ..quality.rules import rules_evaluate
 from ..quality.scoring import gold_score
 from ..quality.training import training_finish_if_done
 from .leases import slots_return
 
-WRONG_GOLD_REASON = "The answer did not match the expected answer."
+logger = logging.getLogger(__name__)
 
 
 def _lock_for_worker(*, worker: Worker, assignment_id: int) -> Assignment:
@@ -121,7 +121,7 @@ SELECT a.status, a.expires_at, a.batch_id, b.status, b.project_id, p.updated_at,
        t.gold_answer IS NOT NULL, b.review_mode,
        EXISTS (SELECT 1 FROM crowd_qualityrule q WHERE q.batch_id = b.id AND q.is_active),
        CASE WHEN b.max_overlap IS NULL THEN NULL ELSE COALESCE(b.min_overlap, b.overlap) END,
-       b.is_training OR NOT t.is_gold, t.gold_answer, p.answer_comparison
+       b.is_training OR NOT t.is_gold, t.gold_answer, p.answer_comparison, b.is_training
 FROM crowd_assignment a
 JOIN marketplace_batch b ON b.id = a.batch_id
 JOIN marketplace_project p ON p.id = b.project_id
@@ -190,12 +190,12 @@ def _submit_fast(
         if row is None:
             raise NotFound("Assignment not found.")
         status, expires_at, batch_id, batch_status, project_id, version, scored, review_mode = row[:8]
-        has_rules, min_overlap, locked_scoring, gold_answer, comparison = row[8:]
+        has_rules, min_overlap, locked_scoring, gold_answer, comparison, is_training = row[8:]
         if (
             status != AssignmentStatus.ACTIVE
             or expires_at <= now
             or batch_status == BatchStatus.CLOSED
-            or (scored and (locked_scoring or review_mode == ReviewMode.GOLD))
+            or (scored and locked_scoring)
         ):
             return None
         _answer_errors(answer, project_id=project_id, version=version)
@@ -237,26 +237,39 @@ def _submit_fast(
         gold_correct=correct,
         gold_score=score,
     )
-    _after_submit(done, review_mode=review_mode, has_rules=has_rules)
-    # Only a submit that brought the task to its overlap (or its dynamic minimum) pays for this.
+    _after_submit(done, review_mode=review_mode, has_rules=has_rules, is_training=is_training)
+    # Only a submit that brought the task to its overlap (or its dynamic minimum) sets this off.
     if task_id is not None and consensus.should_update(
         answers=answers, overlap=overlap, min_overlap=min_overlap
     ):
-        consensus.after_submit(task_id=task_id)
-        if has_rules:
-            rules_evaluate_task_peers(task_id=task_id, batch_id=batch_id, worker_id=worker.pk)
+        _task_answered(task_id=task_id, batch_id=batch_id, worker_id=worker.pk, judge_peers=has_rules)
     return done
 
 
-def _after_submit(assignment: Assignment, *, review_mode: str, has_rules: bool) -> None:
+def _task_answered(*, task_id: int, batch_id: int, worker_id: int, judge_peers: bool) -> None:
+    """Hand a task that just got its answers to ``crowd.tasks.task_answered`` (after the submit's
+    commit). If that cannot be queued, the submit still succeeds: the periodic re-fit computes the
+    consensus later."""
+    from ..tasks import task_answered
+
+    try:
+        task_answered.delay(task_id, batch_id, worker_id, judge_peers)
+    except Exception:
+        logger.exception("the answers of task %s were not handed on; the re-fit will catch up", task_id)
+
+
+def _after_submit(assignment: Assignment, *, review_mode: str, has_rules: bool, is_training: bool) -> None:
     """After the submit commits: run the batch's QC rules, then the review mode's verdict.
 
     Rules first, so a rule that rejects the worker's pending answers gets there before ``auto``
-    accepts them. Updates ``assignment.status`` to what the worker's response must show.
+    accepts them. ``gold`` decides nothing here: its verdicts wait for ``assignments_gold_review``,
+    so a wrong control answer answers exactly like a regular one (training batches, where every
+    task is a known control, are accepted at once as before). Updates ``assignment.status`` to
+    what the worker's response must show.
     """
     if has_rules:
         rules_evaluate(worker_id=assignment.worker.pk, batch_id=assignment.batch_id)
-    if review_mode in (ReviewMode.AUTO, ReviewMode.GOLD):
+    if review_mode == ReviewMode.AUTO or (review_mode == ReviewMode.GOLD and is_training):
         assignment.status = assignment_accept_if_submitted(assignment_id=assignment.pk)
     elif has_rules:
         assignment.status = Assignment.objects.values_list("status", flat=True).get(pk=assignment.pk)
@@ -366,13 +379,19 @@ def _submit_locked(
     if conflict is not None:
         raise conflict
     batch = assignment.batch
-    _after_submit(assignment, review_mode=batch.review_mode, has_rules=assignment.has_rules)
+    _after_submit(
+        assignment,
+        review_mode=batch.review_mode,
+        has_rules=assignment.has_rules,
+        is_training=batch.is_training,
+    )
     if update_consensus:
-        consensus.after_submit(task_id=assignment.task_id)
-        if assignment.has_rules:
-            rules_evaluate_task_peers(
-                task_id=assignment.task_id, batch_id=assignment.batch_id, worker_id=worker.pk
-            )
+        _task_answered(
+            task_id=assignment.task_id,
+            batch_id=assignment.batch_id,
+            worker_id=worker.pk,
+            judge_peers=assignment.has_rules,
+        )
     return assignment
 
 
@@ -389,28 +408,13 @@ def _score(assignment: Assignment, *, worker: Worker, now: Any) -> None:
 
 
 def _after_score(assignment: Assignment, *, worker: Worker, now: Any) -> None:
-    """In the submit's transaction: reliability (control tasks of regular batches), training
-    results, and the gold review mode's verdict on a control answer."""
+    """In the submit's transaction: reliability (control tasks of regular batches) or training
+    results."""
     batch = assignment.batch
     if batch.is_training:
         training_finish_if_done(worker_id=worker.pk, batch=batch, now=now)
         return
     reliability_bump(worker_id=worker.pk, project_id=batch.project_id, correct=bool(assignment.gold_correct))
-    if batch.review_mode == ReviewMode.GOLD:
-        try:
-            with transaction.atomic():  # a savepoint: a verdict that cannot pay must not undo the answer
-                verdict_apply(
-                    [assignment],
-                    target=AssignmentStatus.ACCEPTED
-                    if assignment.gold_correct
-                    else AssignmentStatus.REJECTED,
-                    actor=Actor.SYSTEM,
-                    now=now,
-                    reason="" if assignment.gold_correct else WRONG_GOLD_REASON,
-                )
-        except InsufficientFunds:
-            assignment.status = AssignmentStatus.SUBMITTED
-            transaction.on_commit(lambda: budget.batch_pause_for_funds(batch_id=batch.pk))
 
 
 def _end_lease(*, worker: Worker, assignment_id: int, status: AssignmentStatus) -> Assignment:

@@ -325,24 +325,6 @@ def should_update(*, answers: int, overlap: int, min_overlap: int | None) -> boo
     return answers >= overlap or (min_overlap is not None and answers >= min_overlap)
 
 
-def after_submit(*, task_id: int) -> None:
-    """The submit path's hook, after its commit: the task's consensus, computed at once in the
-    request (a few milliseconds; with dynamic overlap it decides whether the task takes another
-    answer, so it should not wait in a queue). A failure here must not fail the worker's already
-    recorded submit: it is logged and the computation handed to Celery, which retries it; the
-    periodic re-fit is the last resort."""
-    try:
-        task_consensus_update(task_id=task_id)
-    except Exception:
-        logger.warning("consensus of task %s failed in the request; queued", task_id, exc_info=True)
-        from ..tasks import task_consensus_task
-
-        try:
-            task_consensus_task.delay(task_id)
-        except Exception:
-            logger.exception("could not enqueue the consensus of task %s", task_id)
-
-
 def refit_later(*, batch_id: int) -> None:
     """Enqueue ``batch_refit_task`` (call after commit)."""
     from ..tasks import batch_refit_task

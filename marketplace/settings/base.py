@@ -198,6 +198,9 @@ RATE_LIMITS = {
 NUM_PROXIES = int(os.environ.get("NUM_PROXIES", "0"))
 
 # --- Domain ---------------------------------------------------------------------------------
+# Control (gold) answers count in anything a worker sees only this long after they were given:
+# work/me's reliability, batches' reliability filters, the gold review mode's verdicts.
+GOLD_REVEAL_DELAY_HOURS = int(os.environ.get("GOLD_REVEAL_DELAY_HOURS", "24"))
 # HMAC key for the stable per-requester worker pseudonyms shown to requesters.
 PSEUDONYM_KEY = os.environ.get("PSEUDONYM_KEY", SECRET_KEY)
 # Lazily expire at most this many stale leases per claim; the beat sweep handles the rest.

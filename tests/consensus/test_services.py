@@ -51,11 +51,17 @@ def test_a_task_reaching_its_overlap_gets_its_consensus_at_once():
     assert row.confidence == pytest.approx(CAT_CAT_DOG, abs=1e-5)
 
 
-def test_a_consensus_that_fails_in_the_request_is_handed_to_celery(monkeypatch):
+@pytest.mark.redis
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_completing_submit_hands_consensus_to_a_worker_which_retries_a_failure(monkeypatch, redis_celery):
     # given: the first upsert fails (say, a lost connection), the retry works
+    from celery.contrib.testing.worker import start_worker
     from django.db import DatabaseError
 
+    from marketplace.celery import app
     from marketplace.services import consensus
+    from tests.celery_worker import queued, wait_for
 
     real, calls = consensus._consensus_upsert, []
 
@@ -66,16 +72,23 @@ def test_a_consensus_that_fails_in_the_request_is_handed_to_celery(monkeypatch):
         return real(row)
 
     monkeypatch.setattr(consensus, "_consensus_upsert", flaky)
+    # (the re-fit that a completed batch enqueues would overwrite the row this test reads)
+    refits: list[int] = []
+    monkeypatch.setattr(consensus, "refit_later", lambda *, batch_id: refits.append(batch_id))
     batch = open_batch(regular=1, overlap=3)
     (task,) = Task.objects.filter(batch=batch)
     answer_all(batch, "cat")
     answer_all(batch, "cat")
 
-    # when: the submit that completes the task still succeeds
+    # when: the submit that completes the task returns, with no Celery worker running
     answer_all(batch, "dog")
 
-    # then: Celery (eager here) computed it on the second try
-    assert calls == [task.pk, task.pk]
+    # then: the consensus was not computed in the request; it waits in the broker
+    assert (calls, TaskConsensus.objects.filter(task=task).exists(), queued()) == ([], False, 1)
+    # and a worker computes it, on the second try after the first one failed
+    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=15):
+        assert wait_for(lambda: bool(refits) and TaskConsensus.objects.filter(task=task).exists(), seconds=20)
+    assert (calls, refits) == ([task.pk, task.pk], [batch.pk])
     row = TaskConsensus.objects.get(task=task)
     assert (row.answer, row.answers_count) == ("cat", 3)
     assert row.confidence == pytest.approx(CAT_CAT_DOG, abs=1e-5)

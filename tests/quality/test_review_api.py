@@ -9,9 +9,9 @@ from django.utils import timezone
 
 from crowd.enums import AssignmentStatus
 from crowd.models import Assignment, AssignmentEvent
-from crowd.quality.review import assignments_auto_accept
+from crowd.quality.review import assignments_auto_accept, assignments_gold_review
 from marketplace.enums import ReviewMode, TaskStatus
-from marketplace.models import Task
+from marketplace.models import Batch, Task
 from tests.concurrency.conftest import counter_mismatches
 from tests.factories import WorkerFactory, client_for, db_snapshot, open_batch
 
@@ -190,24 +190,68 @@ def test_auto_review_mode_accepts_at_submit(requester):
     assert counter_mismatches(batch) == []
 
 
-def test_gold_review_mode_scores_gold_and_accepts_the_rest(requester):
-    # given a batch of gold only (served beside one regular task)
+def test_gold_review_mode_answers_gold_like_regular_and_decides_both_a_day_later(requester):
+    # given a gold-review batch: a worker holds two control tasks and one regular task
     batch = open_batch(
-        project__requester=requester, regular=1, gold=4, gold_rate=1.0, review_mode=ReviewMode.GOLD, overlap=1
+        project__requester=requester, regular=1, gold=2, gold_rate=1.0, review_mode=ReviewMode.GOLD, overlap=1
     )
     client = client_for(WorkerFactory().user)
-    leases = _claim(client, batch, 2)
+    right, wrong = _claim(client, batch, 2)  # all gold at gold_rate 1.0
+    Batch.objects.filter(pk=batch.pk).update(gold_rate=0.0)
+    (regular,) = _claim(client, batch)
 
-    # when one gold answer is right, one wrong
-    right, wrong = leases
-    r1, r2 = _submit(client, right, "cat"), _submit(client, wrong, "dog")
+    # when one control answer is right, one wrong, and the regular one answered
+    answers = [_submit(client, right, "cat"), _submit(client, wrong, "dog"), _submit(client, regular, "dog")]
 
-    # then
-    assert (r1.json()["status"], r2.json()["status"]) == ("accepted", "rejected")
-    rejected = client.get(f"/api/v1/work/assignments/{wrong}").json()
-    assert rejected["review_reason"] == "The answer did not match the expected answer."
-    assert Assignment.objects.get(pk=right).gold_correct is True
+    # then the three responses are alike: same fields, all still waiting for their verdict
+    bodies = [r.json() for r in answers]
+    assert [r.status_code for r in answers] == [200, 200, 200]
+    assert {tuple(b) for b in bodies} == {
+        ("id", "batch", "status", "answer", "submitted_at", "ended_at", "explanation")
+    }
+    assert [(b["status"], b["explanation"]) for b in bodies] == [("submitted", None)] * 3
     assert Assignment.objects.get(pk=wrong).gold_correct is False
+
+    # and nothing is decided before the reveal delay (24 h) has passed ...
+    now = timezone.now()
+    assert assignments_gold_review(now=now + timedelta(hours=23)) == 0
+    assert set(Assignment.objects.values_list("status", flat=True)) == {"submitted"}
+
+    # ... after it, one sweep decides all three at the same moment, by the control answers' scores
+    assert assignments_gold_review(now=now + timedelta(hours=24, minutes=1)) == 3
+    assert assignments_gold_review(now=now + timedelta(hours=48)) == 0  # a re-run decides nothing
+    decided = {a.pk: (a.status, a.review_reason, a.reviewed_at) for a in Assignment.objects.all()}
+    assert decided == {
+        right: ("accepted", "", now + timedelta(hours=24, minutes=1)),
+        wrong: (
+            "rejected",
+            "The answer did not match the expected answer.",
+            now + timedelta(hours=24, minutes=1),
+        ),
+        regular: ("accepted", "", now + timedelta(hours=24, minutes=1)),
+    }
+    assert set(
+        AssignmentEvent.objects.filter(to_status__in=["accepted", "rejected"]).values_list("actor", flat=True)
+    ) == {"system"}
+
+
+def test_the_auto_accept_sweep_leaves_gold_review_answers_to_the_gold_review(requester):
+    # given a gold-review batch that would auto-accept after one hour, and a wrong control answer
+    batch = open_batch(
+        project__requester=requester,
+        regular=1,
+        gold=1,
+        gold_rate=1.0,
+        review_mode=ReviewMode.GOLD,
+        auto_accept_after_hours=1,
+    )
+    client = client_for(WorkerFactory().user)
+    (wrong,) = _claim(client, batch)
+    _submit(client, wrong, "dog")
+
+    # when the auto-accept sweep runs two hours later, it does not pay the wrong answer
+    assert assignments_auto_accept(now=timezone.now() + timedelta(hours=2)) == 0
+    assert Assignment.objects.get(pk=wrong).status == "submitted"
 
 
 def test_every_transition_writes_an_event(requester):

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.test import override_settings
+from django.utils import timezone
 
 from crowd.enums import RestrictionScope
 from crowd.models import Assignment, QualityRule, Reliability, Restriction, WorkerSkill
 from crowd.quality.reliability import estimate
 from crowd.quality.scoring import gold_score
-from marketplace.models import Skill
-from tests.factories import WorkerFactory, client_for, open_batch
+from marketplace.models import Skill, Task
+from tests.factories import AssignmentFactory, WorkerFactory, client_for, open_batch
 
 pytestmark = pytest.mark.django_db
 
@@ -263,12 +267,67 @@ def test_unknown_skill_in_a_filter_is_400(batch, requester_client):
     assert response.json()["detail"] == {"filters": [f"Unknown skill(s): {other.pk}."]}
 
 
-def test_min_reliability_filter(requester, requester_client):
+def _control_answers(batch, worker, *, right: int, wrong: int, hours_ago: float) -> None:
+    """Scored control answers of ``worker`` in ``batch``'s project, submitted ``hours_ago``."""
+    at = timezone.now() - timedelta(hours=hours_ago)
+    for i, correct in enumerate([True] * right + [False] * wrong):
+        task = Task.objects.create(
+            batch=batch,
+            input={"text": f"g{worker.pk}-{hours_ago}-{i}"},
+            is_gold=True,
+            gold_answer="cat",
+            overlap=1,
+        )
+        AssignmentFactory(
+            task=task,
+            worker=worker,
+            status="submitted",
+            answer="cat" if correct else "dog",
+            gold_correct=correct,
+            submitted_at=at,
+        )
+
+
+def test_min_reliability_filter_reads_control_answers_past_the_reveal_delay(requester):
     batch = open_batch(project__requester=requester, regular=1, min_reliability=0.7)
     good, bad = WorkerFactory(), WorkerFactory()
-    Reliability.objects.create(worker=bad, project=batch.project, gold_total=10, gold_correct=2)
+    _control_answers(batch, bad, right=2, wrong=8, hours_ago=25)
     assert client_for(good.user).get("/api/v1/work/batches").json()["count"] == 1  # the prior: 0.8
-    assert client_for(bad.user).get("/api/v1/work/batches").json()["count"] == 0
+    assert client_for(bad.user).get("/api/v1/work/batches").json()["count"] == 0  # (4+2)/(5+10)=0.4
+
+
+def test_a_fresh_wrong_control_answer_changes_no_eligibility(requester):
+    # given a worker just above the bar on answers older than a day, and a batch they may see
+    batch = open_batch(project__requester=requester, regular=1, min_reliability=0.7)
+    worker = WorkerFactory()
+    client = client_for(worker.user)
+    _control_answers(batch, worker, right=3, wrong=2, hours_ago=25)  # (4+3)/(5+5) = 0.7
+
+    def seen() -> tuple:
+        me = client.get("/api/v1/work/me").json()
+        batch_status = client.get(f"/api/v1/work/batches/{batch.pk}").status_code
+        return batch_status, me["reliability"], me["reliability_by_project"]
+
+    before = seen()
+
+    # when they answer control tasks wrongly now (live reliability far below the bar)
+    _control_answers(batch, worker, right=0, wrong=10, hours_ago=0.1)
+    Reliability.objects.create(worker=worker, project=batch.project, gold_total=15, gold_correct=3)
+    after = seen()
+    claim = client.post(f"/api/v1/work/batches/{batch.pk}/claim", {"count": 1}, format="json")
+
+    # then nothing the worker sees moves until those answers are a day old: not the batch, not
+    # work/me, not the claim
+    assert before == after
+    assert before[0] == 200
+    assert claim.status_code == 200
+
+    # and a day later the batch is out of reach (the same lagged figure work/me shows)
+    with override_settings(GOLD_REVEAL_DELAY_HOURS=0):
+        assert client.get(f"/api/v1/work/batches/{batch.pk}").status_code == 404
+        assert client.get("/api/v1/work/me").json()["reliability"]["answers_counted"] == 15
+        refused = client.post(f"/api/v1/work/batches/{batch.pk}/claim", {"count": 1}, format="json")
+        assert (refused.status_code, refused.json()["code"]) == (403, "filters_not_met")
 
 
 def test_training_batch_grants_the_skill_and_explains_wrong_answers(requester, requester_client):
