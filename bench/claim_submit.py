@@ -182,7 +182,13 @@ def start_gunicorn(
     }
     env.pop("REDIS_URL", None)
     if args.redis_url:
-        env["REDIS_URL"] = args.redis_url  # background work (consensus) goes to the Celery worker
+        # Background work (consensus) goes to the Celery worker; rate limits count in Redis.
+        env["REDIS_URL"] = args.redis_url
+    env["RATE_LIMIT_ENABLED"] = "true" if args.rate_limits == "on" else "false"
+    if args.rate_limits == "on":
+        # Every request is counted, as in production; the limits themselves are set out of reach,
+        # since all simulated workers share one address and some run faster than a person.
+        env["RATE_LIMIT_IP"] = env["RATE_LIMIT_CREDENTIAL"] = "100000000/min"
     cmd = [
         str(Path(sys.executable).with_name("gunicorn")),
         "marketplace.wsgi:application",
@@ -496,6 +502,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="broker for a Celery worker started beside gunicorn ('' = none: background work runs eagerly)",
     )
     p.add_argument("--celery-workers", type=int, default=1, help="Celery worker concurrency")
+    p.add_argument(
+        "--rate-limits",
+        choices=["on", "off"],
+        default="on",
+        help="count every request against the rate limits (in Redis with --redis-url), limits out of reach",
+    )
     p.add_argument("--request-timeout", type=float, default=30.0)
     p.add_argument(
         "--wait-quiet",
@@ -584,6 +596,7 @@ def main(argv: list[str] | None = None) -> int:
         server_label += f" t={args.gunicorn_threads}"
     if not args.url:
         server_label += f" + celery c={args.celery_workers}" if args.redis_url else " (eager tasks)"
+        server_label += f", rate limits {args.rate_limits}"
     summary: dict[str, Any] = {
         "workers": args.workers,
         "tasks": args.tasks,
