@@ -150,6 +150,8 @@ SPECTACULAR_SETTINGS = {
 # Request JSON goes through one strict decoder (marketplace/strict_json.py: finite numbers only,
 # nesting bounded), and project JSON Schemas are bounded when they are created or edited.
 JSON_MAX_DEPTH = int(os.environ.get("JSON_MAX_DEPTH", "64"))
+PROJECT_SCHEMA_MAX_BYTES = int(os.environ.get("PROJECT_SCHEMA_MAX_BYTES", str(64 * 1024)))
+PROJECT_SCHEMA_MAX_DEPTH = int(os.environ.get("PROJECT_SCHEMA_MAX_DEPTH", "32"))
 
 # --- Celery ---------------------------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
