@@ -152,6 +152,8 @@ SPECTACULAR_SETTINGS = {
 JSON_MAX_DEPTH = int(os.environ.get("JSON_MAX_DEPTH", "64"))
 PROJECT_SCHEMA_MAX_BYTES = int(os.environ.get("PROJECT_SCHEMA_MAX_BYTES", str(64 * 1024)))
 PROJECT_SCHEMA_MAX_DEPTH = int(os.environ.get("PROJECT_SCHEMA_MAX_DEPTH", "32"))
+# API routes take ids through <id:...> (marketplace/api/converters.py): bigint-sized integers.
+SPECTACULAR_SETTINGS["PATH_CONVERTER_OVERRIDES"] = {"id": {"type": "integer", "maximum": 2**63 - 1}}
 
 # --- Celery ---------------------------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
