@@ -296,9 +296,6 @@ class SchemaValidator:
             raise _unusable(self._field, [f"a reference or pattern cannot be used ({exc})"]) from exc
         return iter(errors)
 
-    def is_valid(self, instance: Any) -> bool:
-        return not list(self.iter_errors(instance))
-
 
 def _compile(schema: Any, field: str) -> SchemaValidator:
     uri, problem = _dialect(schema)
