@@ -18,6 +18,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from marketplace import strict_json
 from marketplace.api.errors import error_body
 from marketplace.authentication import KEYWORDS, user_for_key
 from marketplace.errors import ApplicationError
@@ -57,11 +58,12 @@ def token_worker(request: HttpRequest) -> Worker | None:
 
 
 def json_body(request: HttpRequest) -> Any:
-    """The parsed JSON body, or ``None`` when it is not plainly JSON (the DRF view explains)."""
+    """The parsed JSON body, or ``None`` when it is not plainly JSON: malformed, or refused by the
+    strict decode (``NaN``, ``1e400``, too deep). The DRF view's parser then explains, as a 400."""
     if request.content_type != "application/json":
         return None
     try:
-        return json.loads(request.body)
+        return strict_json.loads(request.body)
     except ValueError:
         return None
 

@@ -19,6 +19,7 @@ from crowd.quality.rules import RuleSerializer
 from .. import selectors
 from ..errors import NotFound, ValidationFailed
 from ..models import Skill
+from .converters import ID_MAX
 from .permissions import IsRequester
 
 
@@ -33,7 +34,9 @@ def _valid(serializer_class: type, data: Any, **kwargs: Any) -> dict[str, Any]:
 
 class ReviewRequestSerializer(serializers.Serializer):
     ids = serializers.ListField(
-        child=serializers.IntegerField(min_value=1), min_length=1, max_length=review.MAX_REVIEW_IDS
+        child=serializers.IntegerField(min_value=1, max_value=ID_MAX),
+        min_length=1,
+        max_length=review.MAX_REVIEW_IDS,
     )
     verdict = serializers.ChoiceField(choices=Verdict.choices)
     reason = serializers.CharField(
@@ -213,7 +216,9 @@ class RestrictionSerializer(serializers.Serializer):
 
 class RestrictionCreateSerializer(serializers.Serializer):
     worker = serializers.CharField(help_text="The worker's pseudonym.")
-    batch = serializers.IntegerField(help_text="The batch the scope is relative to.")
+    batch = serializers.IntegerField(
+        min_value=1, max_value=ID_MAX, help_text="The batch the scope is relative to."
+    )
     scope = serializers.ChoiceField(choices=RestrictionScope.choices, help_text="Not platform: admins only.")
     reason = serializers.CharField(max_length=2000)
     hours = serializers.IntegerField(

@@ -12,6 +12,7 @@ from crowd.quality.scoring import comparison_errors
 
 from ..enums import AggregationMethod, ReviewMode, Role, SkillOp
 from ..models import ApiToken, Batch, Project, Skill, Task
+from .converters import ID_MAX
 
 SUPPORTED_CURRENCIES = ["USD"]
 
@@ -72,7 +73,7 @@ class ProjectSerializer(serializers.ModelSerializer):
 
 
 class SkillFilterSerializer(serializers.Serializer):
-    skill = serializers.IntegerField(help_text="One of your skills.")
+    skill = serializers.IntegerField(min_value=1, max_value=ID_MAX, help_text="One of your skills.")
     op = serializers.ChoiceField(choices=SkillOp.choices)
     value = serializers.IntegerField(min_value=0, max_value=100, required=False, allow_null=True)
 
@@ -122,6 +123,10 @@ class BatchSerializer(serializers.ModelSerializer):
     gold_rate = serializers.FloatField(min_value=0.0, max_value=1.0, default=0.0)
     max_claims_per_request = serializers.IntegerField(min_value=1, max_value=1000, default=10)
     price_cents = serializers.IntegerField(min_value=0, max_value=1_000_000)
+    # The column is a 32-bit integer on PostgreSQL; stated here so every database refuses alike.
+    priority = serializers.IntegerField(
+        min_value=-(2**31), max_value=2**31 - 1, default=0, help_text="Higher is shown to workers first."
+    )
     review_mode = serializers.ChoiceField(choices=ReviewMode.choices, default=ReviewMode.MANUAL)
     auto_accept_after_hours = serializers.IntegerField(min_value=1, max_value=24 * 90, default=72)
     min_reliability = serializers.FloatField(min_value=0.0, max_value=1.0, required=False, allow_null=True)

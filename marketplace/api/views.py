@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 from crowd.enums import AssignmentStatus
 from crowd.selectors import worker_of
 
-from .. import selectors
+from .. import selectors, strict_json
 from ..errors import ValidationFailed
 from ..services import accounts, batches, projects, tasks
 from .pagination import IdCursorPagination
@@ -224,9 +224,12 @@ JSONL_TYPES = (
 
 
 def _read_rows(request: Request) -> list[Any]:
-    """Parse the upload body. A JSON Lines line that does not parse becomes that row's error."""
+    """Parse the upload body with the strict decode (``strict_json``). A JSON Lines line that does
+    not parse, or is refused (``NaN``, ``1e400``, nested too deep), becomes that row's error; in a
+    JSON array it refuses the whole body."""
     limit = settings.TASK_UPLOAD_MAX_BYTES
-    length = int(request.META.get("CONTENT_LENGTH") or 0)
+    declared = request.META.get("CONTENT_LENGTH") or "0"
+    length = int(declared) if declared.isdigit() else 0  # Django reads a bad header as 0 too
     if length > limit:
         raise ValidationFailed(f"The body exceeds {limit} bytes.", code="upload_too_large")
     body = request._request.read(limit + 1)
@@ -240,16 +243,21 @@ def _read_rows(request: Request) -> list[Any]:
             if not line.strip():
                 continue
             try:
-                rows.append(json.loads(line))
+                rows.append(strict_json.loads(line))
             except json.JSONDecodeError as exc:
                 rows.append(tasks.MalformedRow(f"Malformed JSON: {exc.msg} at column {exc.colno}."))
+            except ValueError as exc:
+                rows.append(tasks.MalformedRow(f"Malformed JSON: {exc}."))
         return rows
     try:
-        rows = json.loads(text)
+        # One level more than a JSON Lines row: the array itself.
+        rows = strict_json.loads(text, depth=strict_json.max_depth() + 1)
     except json.JSONDecodeError as exc:
         raise ValidationFailed(
             f"Malformed JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).", code="malformed_request"
         ) from exc
+    except ValueError as exc:
+        raise ValidationFailed(f"Malformed JSON: {exc}.", code="malformed_request") from exc
     if not isinstance(rows, list):
         raise ValidationFailed(
             "Expected a JSON array of task rows (or JSON Lines with Content-Type application/x-ndjson).",

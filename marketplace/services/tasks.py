@@ -94,8 +94,8 @@ def tasks_upload(*, batch: Batch, rows: list[Any], atomic: bool = False) -> Uplo
     if not rows:
         raise ValidationFailed("The upload holds no rows.", code="empty_upload")
     project = batch.project
-    input_validator = validator(project.input_schema)
-    answer_validator = validator(project.answer_schema)
+    input_validator = validator(project.input_schema, field="input_schema")
+    answer_validator = validator(project.answer_schema, field="answer_schema")
     result = UploadResult(received=len(rows))
 
     valid: list[tuple[int, dict[str, Any]]] = []

@@ -126,7 +126,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["marketplace.api.parsers.StrictJSONParser"],
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "marketplace.api.negotiation.JsonOnlyNegotiation",
     "DEFAULT_PAGINATION_CLASS": "marketplace.api.pagination.DefaultPagination",
     "PAGE_SIZE": 100,
@@ -152,6 +152,15 @@ SPECTACULAR_SETTINGS = {
         "RoleEnum": "marketplace.enums.Role",
     },
 }
+
+# --- Untrusted input --------------------------------------------------------------------------
+# Request JSON goes through one strict decoder (marketplace/strict_json.py: finite numbers only,
+# nesting bounded), and project JSON Schemas are bounded when they are created or edited.
+JSON_MAX_DEPTH = int(os.environ.get("JSON_MAX_DEPTH", "64"))
+PROJECT_SCHEMA_MAX_BYTES = int(os.environ.get("PROJECT_SCHEMA_MAX_BYTES", str(64 * 1024)))
+PROJECT_SCHEMA_MAX_DEPTH = int(os.environ.get("PROJECT_SCHEMA_MAX_DEPTH", "32"))
+# API routes take ids through <id:...> (marketplace/api/converters.py): bigint-sized integers.
+SPECTACULAR_SETTINGS["PATH_CONVERTER_OVERRIDES"] = {"id": {"type": "integer", "maximum": 2**63 - 1}}
 
 # --- Celery ---------------------------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")

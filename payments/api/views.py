@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from crowd.selectors import worker_of
+from marketplace.api.converters import ID_MAX
 from marketplace.api.pagination import IdCursorPagination
 from marketplace.api.permissions import IsRequester, IsWorker
 from marketplace.errors import Forbidden, ValidationFailed
@@ -24,6 +25,10 @@ from ..enums import OwnerKind
 from ..models import Account, Bonus, LedgerEntry, Refund
 from ..money import SUPPORTED_CURRENCIES
 from ..services import bonuses, escrow, funding, payouts, refunds, webhooks
+
+# Ten billion dollars: beyond any real amount (the services apply the business limits), and far
+# below where a sum or a fee could overflow a bigint column (2**63 - 1).
+AMOUNT_CENTS_MAX = 10**12
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
@@ -44,7 +49,7 @@ def _idempotency_key(request: Request) -> str:
 
 
 class AmountSerializer(serializers.Serializer):
-    amount_cents = serializers.IntegerField(min_value=1)
+    amount_cents = serializers.IntegerField(min_value=1, max_value=AMOUNT_CENTS_MAX)
     currency = serializers.ChoiceField(choices=SUPPORTED_CURRENCIES, default="USD")
 
 
@@ -265,10 +270,13 @@ class RefundListCreateApi(ListAPIView):
     serializer_class = RefundSerializer
 
     class RefundInputSerializer(serializers.Serializer):
-        amount_cents = serializers.IntegerField(min_value=1)
+        amount_cents = serializers.IntegerField(min_value=1, max_value=AMOUNT_CENTS_MAX)
         currency = serializers.ChoiceField(choices=SUPPORTED_CURRENCIES, default="USD")
         funding_id = serializers.IntegerField(
-            min_value=1, required=False, help_text="Refund this funding's charge; default: newest first."
+            min_value=1,
+            max_value=ID_MAX,
+            required=False,
+            help_text="Refund this funding's charge; default: newest first.",
         )
 
     class RefundRequestSerializer(serializers.Serializer):
@@ -341,8 +349,8 @@ class BonusListCreateApi(ListAPIView):
         worker = serializers.CharField(
             required=False, max_length=100, help_text="The worker's pseudonym, as your answers show it."
         )
-        worker_id = serializers.IntegerField(required=False, min_value=1)
-        amount_cents = serializers.IntegerField(min_value=1)
+        worker_id = serializers.IntegerField(required=False, min_value=1, max_value=ID_MAX)
+        amount_cents = serializers.IntegerField(min_value=1, max_value=AMOUNT_CENTS_MAX)
         currency = serializers.ChoiceField(choices=SUPPORTED_CURRENCIES, default="USD")
         reason = serializers.CharField(max_length=bonuses.REASON_MAX_LENGTH, help_text="Shown to the worker.")
 

@@ -16,7 +16,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from marketplace.errors import ApplicationError
+from marketplace import strict_json
+from marketplace.errors import ApplicationError, ValidationFailed
+from marketplace.schemas import storable
 
 from .. import stripe_client
 from ..errors import EventNotReady
@@ -27,18 +29,64 @@ from .funding import funding_credit
 from .payouts import payout_apply_transfer_reversal
 from .refunds import refund_apply_stripe_state
 
-__all__ = ["EventNotReady", "stripe_event_process", "stripe_event_store", "stripe_events_pending"]
+__all__ = [
+    "EventMalformed",
+    "EventNotReady",
+    "stripe_event_process",
+    "stripe_event_store",
+    "stripe_events_pending",
+]
 
 logger = logging.getLogger(__name__)
+
+
+class EventMalformed(ValidationFailed):
+    """A correctly signed body that is not a Stripe event we can store (400, nothing stored)."""
+
+    default_code = "malformed_event"
+
+
+def _event_problem(event: Any) -> str | None:
+    """Why a verified body is not an event envelope we can store and process, or ``None``."""
+    if not isinstance(event, dict):
+        return "The event is not a JSON object."
+    if not isinstance(event.get("id"), str) or not 1 <= len(event["id"]) <= 255:
+        return "The event has no id (a string of 1 to 255 characters)."
+    if not isinstance(event.get("type"), str) or not 1 <= len(event["type"]) <= 100:
+        return "The event has no type (a string of 1 to 100 characters)."
+    if type(event.get("created")) is not int or not 0 <= event["created"] < 2**63:
+        return "The event has no created timestamp (a non-negative 64-bit integer)."
+    data = event.get("data")
+    if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
+        return "The event has no data.object."
+    if not storable(event):
+        return "The event contains the NUL character (\\u0000) or an unpaired surrogate."
+    return None
 
 
 def stripe_event_store(*, payload: bytes, signature_header: str | None) -> tuple[StripeEvent, bool]:
     """Verify and store one delivery; returns the event and whether it is new.
 
-    Raises ``stripe_client.SignatureInvalid`` for a bad signature (nothing stored). A new event is
-    handed to the processing task after commit.
+    Raises ``stripe_client.SignatureInvalid`` for a bad signature and ``EventMalformed`` for a
+    signed body we cannot take (not an event object, ``NaN``, nested too deep): nothing stored
+    either way. A new event is handed to the processing task after commit.
     """
-    data = stripe_client.webhook_event_parse(payload, signature_header)
+    # The SDK verifies the signature first, then builds its event object from the JSON: that
+    # fails like this on a signed body that is not a JSON object or nests past the stack.
+    try:
+        stripe_client.webhook_event_parse(payload, signature_header)
+    except RecursionError:
+        raise EventMalformed("The event is nested too deeply.") from None
+    except (AttributeError, TypeError) as exc:
+        raise EventMalformed("The event is not a JSON object.") from exc
+    try:
+        # Parsed again, strictly: what we store must be JSON PostgreSQL takes (no NaN, no 1e400).
+        data = strict_json.loads(payload)
+    except ValueError as exc:
+        raise EventMalformed(f"The event is not valid JSON: {exc}.") from exc
+    problem = _event_problem(data)
+    if problem is not None:
+        raise EventMalformed(problem)
     try:
         with transaction.atomic():
             event = StripeEvent.objects.create(stripe_id=data["id"], type=data["type"], payload=data)
