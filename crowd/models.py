@@ -141,6 +141,7 @@ class Reliability(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name_plural = "reliabilities"
         constraints = [
             models.UniqueConstraint(
                 fields=["worker", "project"], condition=Q(project__isnull=False), name="reliability_project"

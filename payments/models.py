@@ -69,6 +69,7 @@ class LedgerEntry(models.Model):
 
     class Meta:
         ordering = ["id"]
+        verbose_name_plural = "ledger entries"
         constraints = [
             models.CheckConstraint(condition=Q(amount_cents__gt=0), name="entry_amount_positive"),
             models.CheckConstraint(
@@ -295,6 +296,7 @@ class Bonus(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        verbose_name_plural = "bonuses"
         constraints = [
             models.CheckConstraint(condition=Q(amount_cents__gt=0), name="bonus_amount_positive"),
             models.CheckConstraint(condition=Q(fee_cents__gte=0), name="bonus_fee_not_negative"),
