@@ -6,8 +6,6 @@ Imported at the end of ``crowd.admin``.
 
 from __future__ import annotations
 
-from typing import Any
-
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
@@ -15,6 +13,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
+from marketplace.admin_actions import ActionsOnlyAdmin
 from marketplace.errors import ApplicationError
 
 from .enums import APPEAL_UNDECIDED
@@ -87,7 +86,7 @@ def _decide(
 
 
 @admin.register(Appeal)
-class AppealAdmin(admin.ModelAdmin):
+class AppealAdmin(ActionsOnlyAdmin):
     list_display = [
         "id",
         "assignment",
@@ -99,6 +98,7 @@ class AppealAdmin(admin.ModelAdmin):
         "decided_at",
     ]
     list_filter = ["status", "decided_by_kind"]
+    list_select_related = ["assignment", "worker__user"]
     search_fields = ["message", "note"]
     actions = ["overturn", "uphold"]
     fields = [
@@ -116,20 +116,10 @@ class AppealAdmin(admin.ModelAdmin):
     ]
     readonly_fields = fields
 
-    @admin.action(description="Overturn (pay the worker)")
+    @admin.action(description="Overturn (pay the worker)", permissions=["change"])
     def overturn(self, request: HttpRequest, queryset: QuerySet[Appeal]) -> TemplateResponse | None:
         return _decide(self, request, queryset, overturn=True)
 
-    @admin.action(description="Uphold")
+    @admin.action(description="Uphold", permissions=["change"])
     def uphold(self, request: HttpRequest, queryset: QuerySet[Appeal]) -> TemplateResponse | None:
         return _decide(self, request, queryset, overturn=False)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # Needed for the actions to show; every field is read-only.
-        return request.user.is_staff

@@ -24,7 +24,9 @@ class Worker(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
-        return f"worker {self.pk}"
+        # Admins know workers by e-mail (select ``user`` with the worker); requesters never see
+        # this, only their pseudonym for the worker (``marketplace.selectors.worker_pseudonym``).
+        return self.user.email
 
 
 class Assignment(models.Model):
@@ -147,6 +149,7 @@ class Reliability(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name_plural = "reliabilities"
         constraints = [
             models.UniqueConstraint(
                 fields=["worker", "project"], condition=Q(project__isnull=False), name="reliability_project"

@@ -203,6 +203,7 @@ class Batch(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        verbose_name_plural = "batches"
         indexes = [models.Index(fields=["status", "-priority"], name="batch_status_priority")]
         constraints = [
             models.CheckConstraint(condition=Q(overlap__gte=1), name="batch_overlap_positive"),
@@ -354,6 +355,7 @@ class TaskConsensus(models.Model):
     updated_at = models.DateTimeField()
 
     class Meta:
+        verbose_name_plural = "task consensuses"
         indexes = [models.Index(fields=["batch", "task"], name="consensus_batch_task")]
 
     def __str__(self) -> str:

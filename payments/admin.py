@@ -1,4 +1,9 @@
-"""Admin: money rows are read-only here; state changes go through the services (actions)."""
+"""Admin: money rows are read-only here; state changes go through the services (actions).
+
+Payouts are retried or marked failed, and requesters frozen or unfrozen (also from the requester
+admin), each by the same service the rest of the code uses, so the ledger postings and the freeze
+events are the same; nothing is typed into a money or state field.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,9 @@ from django.contrib import admin, messages
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 
-from marketplace.errors import ApplicationError
+from marketplace.admin_actions import ActionsOnlyAdmin, ReadOnlyAdmin, confirm_and_apply
 
 from .enums import PayoutStatus, RefundStatus
 from .models import (
@@ -22,21 +28,11 @@ from .models import (
     PayoutAccount,
     Refund,
     RequesterAccountState,
+    RequesterFreezeEvent,
     StripeEvent,
 )
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Viewable, never added, changed or deleted by hand: the ledger is append-only."""
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+from .services.escrow import requester_freeze, requester_unfreeze
+from .services.payouts import payout_mark_failed
 
 
 @admin.register(Account)
@@ -91,6 +87,7 @@ class FundingIntentAdmin(ReadOnlyAdmin):
         "created_at",
     ]
     list_filter = ["status"]
+    list_select_related = ["requester__user"]
 
 
 @admin.register(StripeEvent)
@@ -103,10 +100,11 @@ class StripeEventAdmin(ReadOnlyAdmin):
 @admin.register(PayoutAccount)
 class PayoutAccountAdmin(ReadOnlyAdmin):
     list_display = ["id", "worker", "stripe_account_id", "is_ready", "created_at"]
+    list_select_related = ["worker__user"]
 
 
 @admin.register(Refund)
-class RefundAdmin(ReadOnlyAdmin):
+class RefundAdmin(ActionsOnlyAdmin):
     list_display = [
         "id",
         "requester",
@@ -119,9 +117,10 @@ class RefundAdmin(ReadOnlyAdmin):
         "updated_at",
     ]
     list_filter = ["status"]
+    list_select_related = ["requester__user", "funding"]
     actions = ["retry"]
 
-    @admin.action(description="Retry the Stripe refund (same idempotency key)")
+    @admin.action(description="Retry the Stripe refund (same idempotency key)", permissions=["change"])
     def retry(self, request: HttpRequest, queryset: QuerySet[Refund]) -> None:
         from .tasks import refund_execute
 
@@ -134,21 +133,16 @@ class RefundAdmin(ReadOnlyAdmin):
             transaction.on_commit(lambda refund_id=refund_id: refund_execute.delay(refund_id))
         self.message_user(request, f"Queued {len(ids)} refund(s).", messages.SUCCESS)
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return request.user.is_staff
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [f.name for f in Refund._meta.fields]
-
 
 @admin.register(Bonus)
 class BonusAdmin(ReadOnlyAdmin):
     list_display = ["id", "requester", "worker", "amount_cents", "fee_cents", "currency", "created_at"]
+    list_select_related = ["requester__user", "worker__user"]
     search_fields = ["reason"]
 
 
 @admin.register(Payout)
-class PayoutAdmin(ReadOnlyAdmin):
+class PayoutAdmin(ActionsOnlyAdmin):
     list_display = [
         "id",
         "worker",
@@ -160,53 +154,110 @@ class PayoutAdmin(ReadOnlyAdmin):
         "updated_at",
     ]
     list_filter = ["status"]
+    list_select_related = ["worker__user"]
     actions = ["retry", "mark_failed"]
 
-    @admin.action(description="Retry the Stripe transfer (same idempotency key)")
+    @admin.action(description="Retry the Stripe transfer (same idempotency key)", permissions=["change"])
     def retry(self, request: HttpRequest, queryset: QuerySet[Payout]) -> None:
+        """Queue ``payout_execute`` (as ``payout_request`` does) for the unfinished payouts; the
+        others are reported, not sent."""
         from .tasks import payout_execute
 
-        ids = list(
-            queryset.filter(status__in=[PayoutStatus.PENDING, PayoutStatus.PROCESSING]).values_list(
-                "id", flat=True
-            )
-        )
+        unfinished = [PayoutStatus.PENDING, PayoutStatus.PROCESSING]
+        ids = list(queryset.filter(status__in=unfinished).order_by("id").values_list("id", flat=True))
         for payout_id in ids:
             transaction.on_commit(lambda payout_id=payout_id: payout_execute.delay(payout_id))
         self.message_user(request, f"Queued {len(ids)} payout(s).", messages.SUCCESS)
+        final = queryset.exclude(status__in=unfinished).order_by("id").values_list("id", "status")
+        if final:
+            self.message_user(
+                request,
+                "Not queued: " + "; ".join(f"{pk}: Payout {pk} is already {status}." for pk, status in final),
+                messages.ERROR,
+            )
 
-    @admin.action(description="Mark failed, returning the money to the worker (if Stripe has no transfer)")
-    def mark_failed(self, request: HttpRequest, queryset: QuerySet[Payout]) -> None:
-        from .services.payouts import payout_mark_failed
+    @admin.action(
+        description="Mark failed, returning the money to the worker (asks for a reason)",
+        permissions=["change"],
+    )
+    def mark_failed(self, request: HttpRequest, queryset: QuerySet[Payout]) -> TemplateResponse | None:
+        return confirm_and_apply(
+            self,
+            request,
+            queryset,
+            action="mark_failed",
+            title="Mark failed",
+            explanation=(
+                "Stripe is asked first: a payout it did transfer is refused (retry it instead). The "
+                "others go back to their worker's available balance."
+            ),
+            call=lambda payout, data: payout_mark_failed(
+                payout_id=payout.pk,
+                note=f"Marked failed in the admin by {request.user.email}: {data['reason']}",
+            ),
+            done="Marked {n} payout(s) failed.",
+        )
 
-        done, refused = [], []
-        for payout_id in queryset.order_by("id").values_list("id", flat=True):
-            try:
-                payout_mark_failed(payout_id=payout_id, note=f"Marked failed in the admin by {request.user}.")
-                done.append(payout_id)
-            except ApplicationError as exc:  # final, in flight, transferred, or Stripe unreachable
-                refused.append(f"{payout_id}: {exc.message}")
-        if done:
-            self.message_user(request, f"Marked {len(done)} payout(s) failed.", messages.SUCCESS)
-        if refused:
-            self.message_user(request, "Not changed: " + "; ".join(refused), messages.WARNING)
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # Needed for actions to show; there are no editable fields.
-        return request.user.is_staff
+def _requester_id(row: Any) -> int:
+    """The requester of a selected row: a ``RequesterAccountState`` or a ``Requester``."""
+    return row.requester_id if isinstance(row, RequesterAccountState) else row.pk
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [f.name for f in Payout._meta.fields]
+
+@admin.action(description="Freeze money movements (asks for a reason)", permissions=["change"])
+def freeze(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]
+) -> TemplateResponse | None:
+    return confirm_and_apply(
+        modeladmin,
+        request,
+        queryset,
+        action="freeze",
+        title="Freeze",
+        explanation="The requesters can no longer publish, pay for answers, send bonuses or refund.",
+        call=lambda row, data: requester_freeze(
+            requester_id=_requester_id(row),
+            reason=data["reason"],
+            by_user_id=request.user.pk,
+            refuse_if_frozen=True,
+        ),
+        done="Froze {n} requester(s).",
+    )
+
+
+@admin.action(description="Unfreeze money movements (asks for a reason)", permissions=["change"])
+def unfreeze(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]
+) -> TemplateResponse | None:
+    return confirm_and_apply(
+        modeladmin,
+        request,
+        queryset,
+        action="unfreeze",
+        title="Unfreeze",
+        explanation="The requesters can move money again; batches paused meanwhile stay paused.",
+        call=lambda row, data: requester_unfreeze(
+            requester_id=_requester_id(row), reason=data["reason"], by_user_id=request.user.pk
+        ),
+        done="Unfroze {n} requester(s).",
+    )
 
 
 @admin.register(RequesterAccountState)
-class RequesterAccountStateAdmin(admin.ModelAdmin):
-    """Frozen requesters; an admin may unfreeze once a chargeback is settled (not a money row)."""
+class RequesterAccountStateAdmin(ActionsOnlyAdmin):
+    """Frozen requesters. The flag moves only through the freeze and unfreeze actions, each with a
+    reason kept in a ``RequesterFreezeEvent``."""
 
     list_display = ["id", "requester", "is_frozen", "frozen_reason", "frozen_at"]
     list_filter = ["is_frozen"]
+    list_select_related = ["requester__user"]
     fields = ["requester", "is_frozen", "frozen_reason", "frozen_at"]
-    readonly_fields = ["requester", "frozen_reason", "frozen_at"]
+    readonly_fields = fields
+    actions = [freeze, unfreeze]
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+
+@admin.register(RequesterFreezeEvent)
+class RequesterFreezeEventAdmin(ReadOnlyAdmin):
+    list_display = ["id", "requester", "is_frozen", "reason", "by_user", "created_at"]
+    list_filter = ["is_frozen"]
+    list_select_related = ["requester__user", "by_user"]

@@ -6,6 +6,7 @@ Nothing here knows tasks or batches: callers pass references (``"batch:12"``) as
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
@@ -69,6 +70,7 @@ class LedgerEntry(models.Model):
 
     class Meta:
         ordering = ["id"]
+        verbose_name_plural = "ledger entries"
         constraints = [
             models.CheckConstraint(condition=Q(amount_cents__gt=0), name="entry_amount_positive"),
             models.CheckConstraint(
@@ -96,6 +98,32 @@ class RequesterAccountState(models.Model):
 
     def __str__(self) -> str:
         return f"requester {self.requester_id} ({'frozen' if self.is_frozen else 'ok'})"
+
+
+class RequesterFreezeEvent(models.Model):
+    """One freeze or unfreeze of a requester's money movements: to which state, why and by whom
+    (no user: the system, e.g. a chargeback webhook). Insert-only; ``RequesterAccountState`` holds
+    the current flag."""
+
+    requester = models.ForeignKey("marketplace.Requester", on_delete=models.PROTECT, related_name="+")
+    is_frozen = models.BooleanField(help_text="The state it moved to.")
+    reason = models.TextField()
+    by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["requester", "id"], name="freeze_event_requester")]
+
+    def __str__(self) -> str:
+        return f"requester {self.requester_id} {'frozen' if self.is_frozen else 'unfrozen'}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if self.pk is not None:
+            raise ValueError("Freeze events are insert-only.")
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
 
 
 class FundingIntent(models.Model):
@@ -295,6 +323,7 @@ class Bonus(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        verbose_name_plural = "bonuses"
         constraints = [
             models.CheckConstraint(condition=Q(amount_cents__gt=0), name="bonus_amount_positive"),
             models.CheckConstraint(condition=Q(fee_cents__gte=0), name="bonus_fee_not_negative"),

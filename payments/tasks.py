@@ -99,8 +99,9 @@ def pending_to_available_sweep() -> int:
 
 @shared_task(acks_late=True)
 def ledger_reconcile() -> int:
-    """Beat: raise (and so alert through Celery's error logging) if the ledger is out of balance."""
-    problems = ledger.ledger_reconcile()
+    """Beat: raise (and so alert through Celery's error logging) if the ledger is out of balance or
+    disagrees with what the other apps expect of it (``ledger_reconcile_all``)."""
+    problems = ledger.ledger_reconcile_all()
     if problems:
         for line in problems:
             logger.error("ledger mismatch: %s", line)

@@ -62,6 +62,31 @@ def restriction_create(
     rule_id: int | None = None,
 ) -> Restriction:
     """Bar a worker at ``scope`` (relative to ``batch``) for ``duration`` (None: permanent)."""
+    return _insert(
+        worker_id=worker_id,
+        scope=scope,
+        target=_target(scope, batch),
+        reason=reason,
+        created_by=created_by,
+        now=now,
+        ends_at=None if duration is None else now + duration,
+        user_id=user_id,
+        rule_id=rule_id,
+    )
+
+
+def _insert(
+    *,
+    worker_id: int,
+    scope: str,
+    target: dict[str, Any],
+    reason: str,
+    created_by: Actor,
+    now: datetime,
+    ends_at: datetime | None,
+    user_id: int | None,
+    rule_id: int | None,
+) -> Restriction:
     return Restriction.objects.create(
         worker_id=worker_id,
         scope=scope,
@@ -70,8 +95,92 @@ def restriction_create(
         created_by_user_id=user_id,
         rule_id=rule_id,
         created_at=now,
-        ends_at=None if duration is None else now + duration,
-        **_target(scope, batch),
+        ends_at=ends_at,
+        **target,
+    )
+
+
+# The one target column a restriction at each scope names (platform: none).
+_TARGET_COLUMN = {
+    RestrictionScope.BATCH: "batch_id",
+    RestrictionScope.PROJECT: "project_id",
+    RestrictionScope.REQUESTER: "requester_id",
+    RestrictionScope.PLATFORM: None,
+}
+
+
+def restriction_admin_check(
+    *,
+    scope: str,
+    reason: str,
+    ends_at: datetime | None,
+    now: datetime,
+    batch_id: int | None = None,
+    project_id: int | None = None,
+    requester_id: int | None = None,
+) -> dict[str, int]:
+    """The target columns of an admin's restriction: exactly the scope's own (none at platform
+    scope). ValidationFailed, ``detail`` by field, for a missing or extra target, a blank reason or
+    an end not in the future. Reads nothing, so the admin's form can show the errors first."""
+    given = {"batch_id": batch_id, "project_id": project_id, "requester_id": requester_id}
+    if scope not in _TARGET_COLUMN:
+        raise ValidationFailed(
+            "Unknown scope.", detail={"scope": [f"Choose one of {RestrictionScope.values}."]}
+        )
+    own = _TARGET_COLUMN[RestrictionScope(scope)]
+    errors: dict[str, list[str]] = {}
+    for column, value in given.items():
+        if column == own and value is None:
+            errors[column.removesuffix("_id")] = [f"Required for a {scope} restriction."]
+        elif column != own and value is not None:
+            errors[column.removesuffix("_id")] = [f"Leave empty for a {scope} restriction."]
+    if not reason.strip():
+        errors["reason"] = ["Required."]
+    if ends_at is not None and ends_at <= now:
+        errors["ends_at"] = ["Must be in the future (empty: permanent)."]
+    if errors:
+        raise ValidationFailed("The restriction is not valid.", detail=errors)
+    return {column: value for column, value in given.items() if value is not None}  # the scope's own
+
+
+def restriction_create_by_admin(
+    *,
+    worker_id: int,
+    scope: str,
+    reason: str,
+    user_id: int,
+    ends_at: datetime | None = None,
+    batch_id: int | None = None,
+    project_id: int | None = None,
+    requester_id: int | None = None,
+    now: datetime | None = None,
+) -> Restriction:
+    """An admin bars a worker at any scope, platform included, from ``now`` (default: the current
+    time) until ``ends_at`` (None: permanent).
+
+    The target is named directly (``batch_id``, ``project_id`` or ``requester_id``: the scope's
+    own, see ``restriction_admin_check``), not relative to a batch as for requesters and rules.
+    """
+    now = now or timezone.now()
+    target = restriction_admin_check(
+        scope=scope,
+        reason=reason,
+        ends_at=ends_at,
+        now=now,
+        batch_id=batch_id,
+        project_id=project_id,
+        requester_id=requester_id,
+    )
+    return _insert(
+        worker_id=worker_id,
+        scope=scope,
+        target=target,
+        reason=reason.strip(),
+        created_by=Actor.ADMIN,
+        now=now,
+        ends_at=ends_at,
+        user_id=user_id,
+        rule_id=None,
     )
 
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import Case, F, Value, When
+from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
@@ -113,6 +113,52 @@ def assignments_review(
     active, …) → 409 with one error per id, nothing changed. A rejection needs a reason (the
     worker sees it). Returns the assignments in id order.
     """
+    return _review(
+        owner=Q(batch__project__requester=requester),
+        assignment_ids=assignment_ids,
+        verdict=verdict,
+        reason=reason,
+        actor=Actor.REQUESTER,
+        user_id=user_id,
+    )
+
+
+def assignments_review_by_admin(
+    *,
+    assignment_ids: Sequence[int],
+    verdict: str,
+    reason: str = "",
+    user_id: int,
+    from_status: AssignmentStatus | None = None,
+) -> list[Assignment]:
+    """An admin's verdict on answers of any batch: the requester's rules, counters, payment and
+    events (``assignments_review``), recorded as ``Actor.ADMIN`` with the admin's user.
+
+    ``from_status`` narrows the state the answers must be in (409 otherwise), so an admin's
+    "accept" never reverses a rejection by accident and "reverse" only takes rejected answers.
+    """
+    return _review(
+        owner=Q(),
+        assignment_ids=assignment_ids,
+        verdict=verdict,
+        reason=reason,
+        actor=Actor.ADMIN,
+        user_id=user_id,
+        from_status=from_status,
+    )
+
+
+def _review(
+    *,
+    owner: Q,
+    assignment_ids: Sequence[int],
+    verdict: str,
+    reason: str,
+    actor: Actor,
+    user_id: int,
+    from_status: AssignmentStatus | None = None,
+) -> list[Assignment]:
+    """The review of ``assignments_review``, over the assignments ``owner`` lets the caller see."""
     ids = sorted(set(assignment_ids))
     reason = reason.strip()
     if verdict == Verdict.REJECT and not reason:
@@ -122,27 +168,24 @@ def assignments_review(
     try:
         with transaction.atomic():
             locked = list(
-                Assignment.objects.select_for_update(of=("self",))
-                .filter(id__in=ids, batch__project__requester=requester)
-                .order_by("id")
+                Assignment.objects.select_for_update(of=("self",)).filter(owner, id__in=ids).order_by("id")
             )
             missing = sorted(set(ids) - {a.pk for a in locked})
             if missing:
                 raise NotFound("Assignment not found.", detail={"ids": missing})
-            refused = {
-                str(a.pk): f"The assignment is {a.status}; it cannot become {target}."
-                for a in locked
-                if target not in ASSIGNMENT_TRANSITIONS[a.status]
-            }
+            refused: dict[str, str] = {}
+            for a in locked:
+                if target not in ASSIGNMENT_TRANSITIONS[a.status]:
+                    refused[str(a.pk)] = f"The assignment is {a.status}; it cannot become {target}."
+                elif from_status is not None and a.status != from_status:
+                    refused[str(a.pk)] = f"The assignment is {a.status}, not {from_status}."
             if refused:
                 raise Conflict(
                     "Some assignments cannot take this verdict; nothing was changed.",
                     code="invalid_transition",
                     detail={"errors": refused},
                 )
-            verdict_apply(
-                locked, target=target, actor=Actor.REQUESTER, now=now, reason=reason, actor_user_id=user_id
-            )
+            verdict_apply(locked, target=target, actor=actor, now=now, reason=reason, actor_user_id=user_id)
     except InsufficientFunds as exc:
         # Everything above was rolled back; the batch that could not pay stops taking work.
         batch_id = getattr(exc, "batch_id", None)

@@ -15,30 +15,33 @@ ledger postings, whose idempotency keys are derived from the batch and assignmen
   from available at that moment; when that fails too, the verdict is refused and the batch pauses
   with ``pause_reason = "not_enough_balance"``.
 - Closing returns ``reserved - spent`` to available.
+
+``assignment_payments_reconcile`` checks the other way round that every verdict and the ledger
+agree: each accepted answer has its payment and no other answer has one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F, Sum, Value
-from django.db.models.functions import Greatest
+from django.db import connection, transaction
+from django.db.models import BigIntegerField, CharField, Exists, F, OuterRef, Sum, Value
+from django.db.models.functions import Cast, Concat, Greatest, Substr
 
-from crowd.models import Worker
+from crowd.enums import AssignmentStatus
+from crowd.models import Assignment, Worker
 from payments.errors import InsufficientFunds
+from payments.models import LedgerTransaction
 from payments.money import fee_cents
 from payments.services import escrow
 
 from ..enums import BatchStatus
 from ..models import Batch, Task
 
-if TYPE_CHECKING:
-    from crowd.models import Assignment
-
 NOT_ENOUGH_BALANCE = "not_enough_balance"
+ACCEPT_KEY_PREFIX = "accept:assignment:"
 
 
 def answer_cost(batch: Batch) -> tuple[int, int]:
@@ -78,6 +81,11 @@ def batch_reserve_required(*, batch: Batch) -> int:
     batch.reserved_cents = required
     Batch.objects.filter(pk=batch.pk).update(reserved_cents=required)
     return delta
+
+
+def accept_key(assignment_id: int) -> str:
+    """The idempotency key of the posting that pays for an accepted answer."""
+    return f"{ACCEPT_KEY_PREFIX}{assignment_id}"
 
 
 def batch_pay_accepted(assignments: Sequence[Assignment]) -> None:
@@ -121,7 +129,7 @@ def _pay(batch_id: int, rows: list[Assignment]) -> None:
             worker=Worker(pk=a.worker_id),
             price_cents=price,
             fee_cents=fee,
-            idempotency_key=f"accept:assignment:{a.pk}",
+            idempotency_key=accept_key(a.pk),
             currency=batch.currency,
             reference=f"assignment:{a.pk}",
         )
@@ -158,3 +166,55 @@ def batch_pause_for_funds(*, batch_id: int) -> bool:
         batch.status, batch.pause_reason = BatchStatus.PAUSED, NOT_ENOUGH_BALANCE
         batch.save(update_fields=["status", "pause_reason", "updated_at"])
     return True
+
+
+def assignment_payments_reconcile() -> list[str]:
+    """Every answer whose payment disagrees with its verdict, as readable lines; ``[]`` when all agree.
+
+    An accepted answer of a priced batch has its posting ``accept:assignment:<id>``: every way to
+    ``accepted`` (review, QC rules, review modes, auto-accept, a reversal or an overturned appeal)
+    goes through ``verdict_apply``, which pays gold and training answers alike; a batch priced 0
+    posts nothing (``_pay``). No other answer has one: ``accepted`` has no way back, so a rejected
+    answer was never paid, and a reversal pays only as it accepts. Bonuses have their own keys.
+    Run by ``manage.py reconcile_ledger`` and the beat task (``LEDGER_RECONCILE_CHECKS``). On
+    PostgreSQL, outside a caller's transaction, it reads one REPEATABLE READ snapshot, so a verdict
+    committing mid-check is no false alarm.
+    """
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            return _payments_mismatches()
+    return _payments_mismatches()
+
+
+def _payments_mismatches() -> list[str]:
+    key = Concat(Value(ACCEPT_KEY_PREFIX), Cast(OuterRef("pk"), output_field=CharField()))
+    unpaid = (
+        Assignment.objects.filter(status=AssignmentStatus.ACCEPTED, batch__price_cents__gt=0)
+        .filter(~Exists(LedgerTransaction.objects.filter(idempotency_key=key)))
+        .order_by("pk")
+        .values_list("pk", "batch_id")
+    )
+    problems = [
+        f"assignment {pk} of batch {batch_id} is accepted but has no posting {accept_key(pk)}"
+        for pk, batch_id in unpaid
+    ]
+    # From the postings' side (one primary-key probe each), so a posting whose answer is gone shows
+    # too. The regex keeps the cast to an id safe whatever else a key with this prefix might hold.
+    paid_id = Cast(Substr(OuterRef("idempotency_key"), len(ACCEPT_KEY_PREFIX) + 1), BigIntegerField())
+    stray = list(
+        LedgerTransaction.objects.filter(idempotency_key__regex=rf"^{ACCEPT_KEY_PREFIX}[0-9]+$")
+        .filter(~Exists(Assignment.objects.filter(pk=paid_id, status=AssignmentStatus.ACCEPTED)))
+        .order_by("pk")
+        .values_list("idempotency_key", flat=True)
+    )
+    ids = [int(posting_key.removeprefix(ACCEPT_KEY_PREFIX)) for posting_key in stray]
+    statuses = dict(Assignment.objects.filter(pk__in=ids).values_list("pk", "status"))
+    for posting_key, assignment_id in zip(stray, ids, strict=True):
+        if assignment_id in statuses:
+            status = statuses[assignment_id]
+            problems.append(f"assignment {assignment_id} is {status} but posting {posting_key} paid it")
+        else:
+            problems.append(f"posting {posting_key} paid assignment {assignment_id}, which does not exist")
+    return problems

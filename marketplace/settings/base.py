@@ -249,6 +249,9 @@ EARNINGS_HOLD_DAYS = int(os.environ.get("EARNINGS_HOLD_DAYS", "7"))
 PAYOUT_MINIMUM_CENTS = int(os.environ.get("PAYOUT_MINIMUM_CENTS", "500"))
 FUNDING_MINIMUM_CENTS = int(os.environ.get("FUNDING_MINIMUM_CENTS", "100"))
 FUNDING_MAXIMUM_CENTS = int(os.environ.get("FUNDING_MAXIMUM_CENTS", "10000000"))
+# Checks of the ledger that only the apps posting to it can make (payments knows no tasks): dotted
+# paths of callables returning problem lines, run by ``reconcile_ledger`` and the beat task below.
+LEDGER_RECONCILE_CHECKS = ["marketplace.services.budget.assignment_payments_reconcile"]
 CELERY_BEAT_SCHEDULE["ledger-reconcile"] = {
     "task": "payments.tasks.ledger_reconcile",
     "schedule": timedelta(seconds=int(os.environ.get("LEDGER_RECONCILE_SECONDS", "3600"))),

@@ -15,11 +15,11 @@ from django.db.models import Max, Sum
 from django.utils import timezone
 
 from crowd.models import Worker
-from marketplace.errors import Conflict
+from marketplace.errors import Conflict, ValidationFailed
 from marketplace.models import Requester
 
 from ..enums import AccountKind, EntryKind, OwnerKind
-from ..models import Account, LedgerEntry, LedgerTransaction, RequesterAccountState
+from ..models import Account, LedgerEntry, LedgerTransaction, RequesterAccountState, RequesterFreezeEvent
 from .ledger import Leg, ledger_post, ledger_transfer, platform_account, requester_account, worker_account
 
 
@@ -35,13 +35,56 @@ def requester_check_not_frozen(*, requester_id: int) -> None:
         )
 
 
-def requester_freeze(*, requester_id: int, reason: str) -> RequesterAccountState:
-    """Freeze a requester's money movements. Idempotent: an already frozen state is kept as is."""
+def _reason_required(reason: str) -> str:
+    reason = reason.strip()
+    if not reason:
+        raise ValidationFailed("A reason is required.", detail={"reason": ["Required."]})
+    return reason
+
+
+def requester_freeze(
+    *, requester_id: int, reason: str, by_user_id: int | None = None, refuse_if_frozen: bool = False
+) -> RequesterAccountState:
+    """Freeze a requester's money movements, recording why and by whom (no user: the system) in a
+    ``RequesterFreezeEvent``. Idempotent: an already frozen state is kept as is, with no new event,
+    unless ``refuse_if_frozen`` (an admin's explicit freeze) makes that 409 ``requester_frozen``."""
+    reason = _reason_required(reason)
     with transaction.atomic():
         state, _ = RequesterAccountState.objects.select_for_update().get_or_create(requester_id=requester_id)
-        if not state.is_frozen:
-            state.is_frozen, state.frozen_reason, state.frozen_at = True, reason[:200], timezone.now()
-            state.save(update_fields=["is_frozen", "frozen_reason", "frozen_at"])
+        if state.is_frozen:
+            if refuse_if_frozen:
+                raise Conflict(
+                    f"Requester {requester_id} is already frozen: {state.frozen_reason}",
+                    code="requester_frozen",
+                )
+            return state
+        now = timezone.now()
+        state.is_frozen, state.frozen_reason, state.frozen_at = True, reason[:200], now
+        state.save(update_fields=["is_frozen", "frozen_reason", "frozen_at"])
+        RequesterFreezeEvent.objects.create(
+            requester_id=requester_id, is_frozen=True, reason=reason, by_user_id=by_user_id, created_at=now
+        )
+    return state
+
+
+def requester_unfreeze(*, requester_id: int, reason: str, by_user_id: int) -> RequesterAccountState:
+    """Let a frozen requester move money again (once the dispute is settled), recording why and by
+    whom in a ``RequesterFreezeEvent``. ``frozen_reason``/``frozen_at`` keep describing the last
+    freeze. 409 ``requester_not_frozen`` if not frozen; 400 without a reason."""
+    reason = _reason_required(reason)
+    with transaction.atomic():
+        state = RequesterAccountState.objects.select_for_update().filter(requester_id=requester_id).first()
+        if state is None or not state.is_frozen:
+            raise Conflict(f"Requester {requester_id} is not frozen.", code="requester_not_frozen")
+        state.is_frozen = False
+        state.save(update_fields=["is_frozen"])
+        RequesterFreezeEvent.objects.create(
+            requester_id=requester_id,
+            is_frozen=False,
+            reason=reason,
+            by_user_id=by_user_id,
+            created_at=timezone.now(),
+        )
     return state
 
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Sum
+from django.utils.module_loading import import_string
 
 from marketplace.errors import Conflict, ValidationFailed
 
@@ -218,6 +220,19 @@ def _reconcile() -> list[str]:
     return problems
 
 
+def ledger_reconcile_all() -> list[str]:
+    """``ledger_reconcile`` and then the checks of the apps that post to the ledger, as problem lines.
+
+    Those are ``settings.LEDGER_RECONCILE_CHECKS``: dotted paths of callables returning lines (e.g.
+    that every accepted answer was paid, which only ``marketplace`` can tell), so payments runs them
+    without knowing tasks. ``manage.py reconcile_ledger`` and the beat task call this.
+    """
+    problems = ledger_reconcile()
+    for path in getattr(settings, "LEDGER_RECONCILE_CHECKS", ()):
+        problems += import_string(path)()
+    return problems
+
+
 def ledger_reconcile_or_raise() -> None:
     problems = ledger_reconcile()
     if problems:
@@ -230,6 +245,7 @@ __all__ = [
     "account_get",
     "ledger_post",
     "ledger_reconcile",
+    "ledger_reconcile_all",
     "ledger_reconcile_or_raise",
     "ledger_transfer",
     "platform_account",

@@ -136,9 +136,12 @@ def test_admin_retry_pays_unfinished_payouts_once_and_skips_final_ones(
             follow=True,
         )
 
-    # then only the unfinished one was queued, and it was paid once
+    # then only the unfinished one was queued, and it was paid once; the paid one is named
     stuck.refresh_from_db()
-    assert [str(m) for m in response.context["messages"]] == ["Queued 1 payout(s)."]
+    assert [str(m) for m in response.context["messages"]] == [
+        "Queued 1 payout(s).",
+        f"Not queued: {paid.pk}: Payout {paid.pk} is already paid.",
+    ]
     assert stuck.status == PayoutStatus.PAID
     assert len([o for o in stripe_fake.objects.values() if o["object"] == "transfer"]) == 2
     assert stripe_fake.balance == {"usd": 3600}

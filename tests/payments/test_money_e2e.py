@@ -56,7 +56,7 @@ def test_the_whole_money_loop_reconciles_and_the_platform_keeps_exactly_its_fees
     fees_charged = 0
     for worker in [workers[0], workers[1], workers[0]]:
         assignment = AssignmentFactory(
-            batch=batch, task__batch=batch, worker=worker, status="submitted", submitted_at=timezone.now()
+            batch=batch, task__batch=batch, worker=worker, status="accepted", submitted_at=timezone.now()
         )
         fee = fee_cents(PRICE, FEE_BPS)
         pay_worker_for_accept(

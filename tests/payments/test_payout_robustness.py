@@ -166,6 +166,16 @@ def test_a_reversal_before_the_payout_is_recorded_waits_for_it(onboarded, stripe
     assert ledger_reconcile() == []
 
 
+def _mark_failed_form(*payout_ids: int) -> dict:
+    """The admin's confirmation of "mark failed" (the action's second page, with the reason)."""
+    return {
+        "action": "mark_failed",
+        "_selected_action": list(payout_ids),
+        "apply": "yes",
+        "reason": "No transfer at Stripe.",
+    }
+
+
 def test_admin_mark_failed_returns_the_money_and_leaves_final_payouts_alone(onboarded, stripe_fake):
     stuck = payout_request(worker=onboarded, amount_cents=800)  # Stripe never reached, admin checked
     paid = _paid(onboarded, stripe_fake, 600)
@@ -173,14 +183,8 @@ def test_admin_mark_failed_returns_the_money_and_leaves_final_payouts_alone(onbo
     client = Client()
     client.force_login(admin)
 
-    response = client.post(
-        "/admin/payments/payout/",
-        {"action": "mark_failed", "_selected_action": [stuck.pk, paid.pk]},
-        follow=True,
-    )
-    again = client.post(
-        "/admin/payments/payout/", {"action": "mark_failed", "_selected_action": [stuck.pk]}, follow=True
-    )
+    response = client.post("/admin/payments/payout/", _mark_failed_form(stuck.pk, paid.pk), follow=True)
+    again = client.post("/admin/payments/payout/", _mark_failed_form(stuck.pk), follow=True)
 
     stuck.refresh_from_db()
     paid.refresh_from_db()
@@ -194,7 +198,7 @@ def test_admin_mark_failed_returns_the_money_and_leaves_final_payouts_alone(onbo
         f"Not changed: {stuck.pk}: Payout {stuck.pk} is already failed."
     ]
     assert (stuck.status, stuck.failure_code) == (PayoutStatus.FAILED, "marked_failed")
-    assert stuck.failure_message == "Marked failed in the admin by admin@example.com."
+    assert stuck.failure_message == "Marked failed in the admin by admin@example.com: No transfer at Stripe."
     assert paid.status == PayoutStatus.PAID
     assert _available(onboarded) == 2000 - 600
     assert platform_balance(AccountKind.PAYOUTS_IN_TRANSIT) == 0
@@ -230,11 +234,7 @@ def test_reversals_of_unknown_or_failed_payouts_move_nothing(onboarded, stripe_f
 def _admin_mark_failed(*payout_ids: int) -> list[str]:
     client = Client()
     client.force_login(User.objects.create_superuser("admin@example.com", "pw-Secret-123"))
-    response = client.post(
-        "/admin/payments/payout/",
-        {"action": "mark_failed", "_selected_action": list(payout_ids)},
-        follow=True,
-    )
+    response = client.post("/admin/payments/payout/", _mark_failed_form(*payout_ids), follow=True)
     assert response.status_code == 200
     return [str(m) for m in response.context["messages"]]
 
