@@ -5,7 +5,7 @@ from django.db import migrations
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("crowd", "0006_worker_confusion"),
+        ("crowd", "0008_scored_answers_index"),
     ]
 
     operations = [
