@@ -26,7 +26,7 @@ from django.conf import settings
 from jsonschema.exceptions import SchemaError, ValidationError
 
 from .errors import ValidationFailed
-from .schema_validators import DEFAULT_DIALECT, DIALECTS, REGISTRY, pattern_problem
+from .schema_validators import DEFAULT_DIALECT, DIALECTS, REGISTRY, pattern_problem, root_resolver
 from .strict_json import too_deep
 
 UNSTORABLE = "Must not contain the NUL character (\\u0000) or an unpaired surrogate."
@@ -303,7 +303,8 @@ def _compile(schema: Any, field: str) -> SchemaValidator:
         raise _unusable(field, [problem or ""])
     if isinstance(schema, dict):
         schema = {k: v for k, v in schema.items() if k != "$schema"}
-    return SchemaValidator(DIALECTS[uri](schema, registry=REGISTRY), field)
+    inner = DIALECTS[uri](schema, registry=REGISTRY, _resolver=root_resolver(schema, uri))
+    return SchemaValidator(inner, field)
 
 
 @lru_cache(maxsize=512)
