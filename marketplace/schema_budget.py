@@ -11,7 +11,7 @@ validation where it is.
 
 Units count work, not time, so a verdict never depends on the machine's load. Work that grows
 with the value or the schema is weighed by its size, before it runs wherever the size is known, so
-that no unit costs much more than another: about 1 to 3 us each on the 2-core reference machine,
+that no unit costs much more than another: about 1 to 3.5 us each on the 2-core reference machine,
 hostile or not (``bench/schema_budget.py`` prints them; ``docs/BENCHMARKS.md`` records them).
 
 - a keyword evaluation: 1, plus 1 per ``WALKED_PER_UNIT`` items or properties of the value that it
