@@ -8,6 +8,8 @@ Project schemas are written by requesters, so they are untrusted input:
 - Regular expressions run on RE2, in time linear in the input (``schema_validators``); a pattern
   RE2 cannot compile, or too complex for it, is refused.
 - Size and nesting are bounded (``PROJECT_SCHEMA_MAX_BYTES``, ``PROJECT_SCHEMA_MAX_DEPTH``).
+- Checking one value costs at most ``SCHEMA_EVAL_BUDGET`` units of work (``schema_budget``):
+  past that ``SchemaValidator`` raises ``SchemaTooCostly``, a 400 for the value's field.
 
 A stored schema that fails these checks is never run: using it is a 400 ``schema_unusable``.
 """
@@ -26,7 +28,8 @@ from django.conf import settings
 from jsonschema.exceptions import SchemaError, ValidationError
 
 from .errors import ValidationFailed
-from .schema_validators import DEFAULT_DIALECT, DIALECTS, REGISTRY, pattern_problem
+from .schema_budget import BudgetExhausted, budget
+from .schema_validators import DEFAULT_DIALECT, DIALECTS, REGISTRY, pattern_problem, root_resolver
 from .strict_json import too_deep
 
 UNSTORABLE = "Must not contain the NUL character (\\u0000) or an unpaired surrogate."
@@ -279,17 +282,36 @@ def schema_check(schema: Any, *, field: str) -> None:
         raise _invalid(field, *problems)
 
 
+class SchemaTooCostly(ValidationFailed):
+    """Checking a value against a project schema ran out of ``SCHEMA_EVAL_BUDGET``. ``problem`` is
+    the field-level message; callers put it under the value's own field (``answer``, a row's
+    ``input`` or ``gold_answer``)."""
+
+    def __init__(self, field: str, limit: int) -> None:
+        self.problem = (
+            f"The {field.replace('_', ' ')} is too costly to evaluate for this value "
+            f"(more than {limit:,} steps)."
+        )
+        super().__init__(self.problem, detail={field: [self.problem]})
+
+
 class SchemaValidator:
     """A compiled validator for one project schema. ``iter_errors`` raises nothing but
     ``ValidationFailed``: a reference loop (``RecursionError``) or anything unresolvable in a
-    stored schema is a 400 ``schema_unusable``, never a 500 or a fetch."""
+    stored schema is a 400 ``schema_unusable``, never a 500 or a fetch, and a value that costs
+    more than ``SCHEMA_EVAL_BUDGET`` to check is ``SchemaTooCostly``."""
 
     def __init__(self, inner: Any, field: str) -> None:
         self._inner, self._field = inner, field
 
     def iter_errors(self, instance: Any) -> Iterator[ValidationError]:
+        """Every error of ``instance``, found within one budget (read from settings on each call)."""
+        limit = settings.SCHEMA_EVAL_BUDGET
         try:
-            errors = list(self._inner.iter_errors(instance))
+            with budget(limit):
+                errors = list(self._inner.iter_errors(instance))
+        except BudgetExhausted:
+            raise SchemaTooCostly(self._field, limit) from None
         except RecursionError:
             raise _unusable(self._field, ["its references loop without end on this value"]) from None
         except (referencing.exceptions.Unresolvable, re2.error) as exc:
@@ -303,7 +325,8 @@ def _compile(schema: Any, field: str) -> SchemaValidator:
         raise _unusable(field, [problem or ""])
     if isinstance(schema, dict):
         schema = {k: v for k, v in schema.items() if k != "$schema"}
-    return SchemaValidator(DIALECTS[uri](schema, registry=REGISTRY), field)
+    inner = DIALECTS[uri](schema, registry=REGISTRY, _resolver=root_resolver(schema, uri))
+    return SchemaValidator(inner, field)
 
 
 @lru_cache(maxsize=512)

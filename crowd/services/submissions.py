@@ -13,7 +13,7 @@ from django.utils import timezone
 from marketplace.enums import BatchStatus, ReviewMode, TaskStatus
 from marketplace.errors import Conflict, NotFound, ValidationFailed
 from marketplace.models import Task
-from marketplace.schemas import UNSTORABLE, answer_validator, json_column, storable
+from marketplace.schemas import UNSTORABLE, SchemaTooCostly, answer_validator, json_column, storable
 from marketplace.services import consensus
 
 from ..enums import Actor, AssignmentStatus
@@ -99,9 +99,13 @@ def _check_active(assignment: Assignment, now: Any) -> Conflict | None:
 
 
 def _answer_errors(answer: Any, *, project_id: int, version: Any) -> None:
-    errors = [
-        f"{e.json_path}: {e.message}" for e in answer_validator(project_id, version).iter_errors(answer)
-    ]
+    try:
+        found = answer_validator(project_id, version).iter_errors(answer)
+    except SchemaTooCostly as exc:
+        raise ValidationFailed(
+            "The answer could not be checked against the answer schema.", detail={"answer": [exc.problem]}
+        ) from None
+    errors = [f"{e.json_path}: {e.message}" for e in found]
     if errors:
         raise ValidationFailed("The answer does not match the answer schema.", detail={"answer": errors})
     if not storable(answer):

@@ -10,7 +10,7 @@ from django.db import transaction
 from ..enums import BatchStatus
 from ..errors import Conflict, ValidationFailed
 from ..models import Batch, Task
-from ..schemas import UNSTORABLE, storable, validator
+from ..schemas import UNSTORABLE, SchemaTooCostly, SchemaValidator, storable, validator
 from . import budget
 
 ROW_FIELDS = frozenset({"input", "gold_answer", "gold_explanation", "external_id"})
@@ -47,11 +47,24 @@ class MalformedRow:
         self.message = message
 
 
-def _row_errors(row: Any, input_validator: Any, answer_validator: Any) -> dict[str, list[str]]:
+def _schema_errors(checker: SchemaValidator, value: Any) -> tuple[list[str], bool]:
+    """The value's schema errors, and whether checking it ran out of ``SCHEMA_EVAL_BUDGET`` (the
+    one message then says so)."""
+    try:
+        return [f"{e.json_path}: {e.message}" for e in checker.iter_errors(value)], False
+    except SchemaTooCostly as exc:
+        return [exc.problem], True
+
+
+def _row_errors(
+    row: Any, input_validator: SchemaValidator, answer_validator: SchemaValidator
+) -> tuple[dict[str, list[str]], bool]:
+    """The row's errors by field, and whether a schema was too costly to evaluate for it (checking
+    stops there: the row's later fields are not checked)."""
     if isinstance(row, MalformedRow):
-        return {"row": [row.message]}
+        return {"row": [row.message]}, False
     if not isinstance(row, dict):
-        return {"row": ["Each row must be a JSON object."]}
+        return {"row": ["Each row must be a JSON object."]}, False
     errors: dict[str, list[str]] = {}
     unknown = set(row) - ROW_FIELDS
     if unknown:
@@ -61,13 +74,17 @@ def _row_errors(row: Any, input_validator: Any, answer_validator: Any) -> dict[s
     elif not isinstance(row["input"], dict):
         errors["input"] = ["Must be a JSON object."]
     else:
-        messages = [f"{e.json_path}: {e.message}" for e in input_validator.iter_errors(row["input"])]
+        messages, too_costly = _schema_errors(input_validator, row["input"])
+        if too_costly:
+            return {**errors, "input": messages}, True
         if messages:
             errors["input"] = messages
         elif not storable(row["input"]):
             errors["input"] = [UNSTORABLE]
     if row.get("gold_answer") is not None:
-        messages = [f"{e.json_path}: {e.message}" for e in answer_validator.iter_errors(row["gold_answer"])]
+        messages, too_costly = _schema_errors(answer_validator, row["gold_answer"])
+        if too_costly:
+            return {**errors, "gold_answer": messages}, True
         if messages:
             errors["gold_answer"] = messages
         elif not storable(row["gold_answer"]):
@@ -80,7 +97,7 @@ def _row_errors(row: Any, input_validator: Any, answer_validator: Any) -> dict[s
         errors["external_id"] = ["Must be a string of 1 to 200 characters."]
     elif external_id is not None and not storable(external_id):
         errors["external_id"] = [UNSTORABLE]
-    return errors
+    return errors, False
 
 
 def tasks_upload(*, batch: Batch, rows: list[Any], atomic: bool = False) -> UploadResult:
@@ -90,6 +107,10 @@ def tasks_upload(*, batch: Batch, rows: list[Any], atomic: bool = False) -> Uplo
     (400) and nothing is written. A row whose ``external_id`` already exists in the batch (or
     earlier in the same upload) is counted as a duplicate and not created again. The batch row is
     locked for the upload so concurrent uploads to one batch de-duplicate exactly.
+
+    A row that a schema is too costly to check (``SCHEMA_EVAL_BUDGET``) refuses the whole upload
+    there, atomic or not (400 ``invalid_rows``, the rows found invalid so far): the schema is at
+    fault, not the row, and going on would spend as much again on every later row.
     """
     if not rows:
         raise ValidationFailed("The upload holds no rows.", code="empty_upload")
@@ -100,13 +121,19 @@ def tasks_upload(*, batch: Batch, rows: list[Any], atomic: bool = False) -> Uplo
 
     valid: list[tuple[int, dict[str, Any]]] = []
     for index, row in enumerate(rows):
-        errors = _row_errors(row, input_validator, answer_validator)
-        if errors:
-            result.invalid += 1
-            if len(result.errors) < MAX_REPORTED_ERRORS:
-                result.errors.append({"index": index, "detail": errors})
-        else:
+        errors, too_costly = _row_errors(row, input_validator, answer_validator)
+        if not errors:
             valid.append((index, row))
+            continue
+        result.invalid += 1
+        if len(result.errors) < MAX_REPORTED_ERRORS or too_costly:
+            result.errors.append({"index": index, "detail": errors})
+        if too_costly:
+            raise ValidationFailed(
+                f"Row {index} is too costly to check against the project's schemas; nothing was created.",
+                code="invalid_rows",
+                detail={"rows": result.errors, "invalid": result.invalid},
+            )
     if atomic and result.invalid:
         raise ValidationFailed(
             f"{result.invalid} of {result.received} rows are invalid; nothing was created.",

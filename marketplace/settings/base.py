@@ -159,6 +159,8 @@ SPECTACULAR_SETTINGS = {
 JSON_MAX_DEPTH = int(os.environ.get("JSON_MAX_DEPTH", "64"))
 PROJECT_SCHEMA_MAX_BYTES = int(os.environ.get("PROJECT_SCHEMA_MAX_BYTES", str(64 * 1024)))
 PROJECT_SCHEMA_MAX_DEPTH = int(os.environ.get("PROJECT_SCHEMA_MAX_DEPTH", "32"))
+# Units of work one value may cost to check against a project schema (marketplace/schema_budget.py).
+SCHEMA_EVAL_BUDGET = int(os.environ.get("SCHEMA_EVAL_BUDGET", "50000"))
 # API routes take ids through <id:...> (marketplace/api/converters.py): bigint-sized integers.
 SPECTACULAR_SETTINGS["PATH_CONVERTER_OVERRIDES"] = {"id": {"type": "integer", "maximum": 2**63 - 1}}
 
