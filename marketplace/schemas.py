@@ -28,7 +28,7 @@ from django.conf import settings
 from jsonschema.exceptions import SchemaError, ValidationError
 
 from .errors import ValidationFailed
-from .schema_budget import BudgetExhausted, budget
+from .schema_budget import BudgetExhausted, budget, shared
 from .schema_validators import DEFAULT_DIALECT, DIALECTS, REGISTRY, pattern_problem, root_resolver
 from .strict_json import too_deep
 
@@ -295,6 +295,18 @@ class SchemaTooCostly(ValidationFailed):
         super().__init__(self.problem, detail={field: [self.problem]})
 
 
+class UploadTooCostly(ValidationFailed):
+    """Checking the rows of one upload spent more than ``SCHEMA_UPLOAD_BUDGET`` units in all."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"Checking this upload against the project's schemas takes more than {limit:,} steps in all; "
+            "nothing was created. Upload fewer rows at a time.",
+            code="upload_too_costly",
+            detail={"limit": limit},
+        )
+
+
 class SchemaValidator:
     """A compiled validator for one project schema. ``iter_errors`` raises nothing but
     ``ValidationFailed``: a reference loop (``RecursionError``) or anything unresolvable in a
@@ -305,17 +317,27 @@ class SchemaValidator:
         self._inner, self._field = inner, field
 
     def iter_errors(self, instance: Any) -> Iterator[ValidationError]:
-        """Every error of ``instance``, found within one budget (read from settings on each call)."""
+        """Every error of ``instance``, found within one budget (read from settings on each call),
+        and within what is left of a ``shared_budget`` if one is open (``UploadTooCostly``)."""
         limit = settings.SCHEMA_EVAL_BUDGET
+        many = shared()
+        if many is not None:
+            limit = min(limit, max(many.left, 0))
+        opened = None
         try:
-            with budget(limit):
+            with budget(limit) as opened:
                 errors = list(self._inner.iter_errors(instance))
         except BudgetExhausted:
+            if many is not None and limit < settings.SCHEMA_EVAL_BUDGET:
+                raise UploadTooCostly(many.limit) from None
             raise SchemaTooCostly(self._field, limit) from None
         except RecursionError:
             raise _unusable(self._field, ["its references loop without end on this value"]) from None
         except (referencing.exceptions.Unresolvable, re2.error) as exc:
             raise _unusable(self._field, [f"a reference or pattern cannot be used ({exc})"]) from exc
+        finally:
+            if many is not None and opened is not None:
+                many.left -= opened.spent
         return iter(errors)
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 
 from ..enums import BatchStatus
 from ..errors import Conflict, ValidationFailed
 from ..models import Batch, Task
+from ..schema_budget import shared_budget
 from ..schemas import UNSTORABLE, SchemaTooCostly, SchemaValidator, storable, validator
 from . import budget
 
@@ -100,26 +102,16 @@ def _row_errors(
     return errors, False
 
 
-def tasks_upload(*, batch: Batch, rows: list[Any], atomic: bool = False) -> UploadResult:
-    """Create tasks from ``rows`` (``{"input", "gold_answer"?, "external_id"?}``).
-
-    Invalid rows are reported by index and skipped, or with ``atomic`` the whole upload is refused
-    (400) and nothing is written. A row whose ``external_id`` already exists in the batch (or
-    earlier in the same upload) is counted as a duplicate and not created again. The batch row is
-    locked for the upload so concurrent uploads to one batch de-duplicate exactly.
-
-    A row that a schema is too costly to check (``SCHEMA_EVAL_BUDGET``) refuses the whole upload
-    there, atomic or not (400 ``invalid_rows``, the rows found invalid so far): the schema is at
-    fault, not the row, and going on would spend as much again on every later row.
-    """
-    if not rows:
-        raise ValidationFailed("The upload holds no rows.", code="empty_upload")
-    project = batch.project
-    input_validator = validator(project.input_schema, field="input_schema")
-    answer_validator = validator(project.answer_schema, field="answer_schema")
-    result = UploadResult(received=len(rows))
-
-    valid: list[tuple[int, dict[str, Any]]] = []
+def _check_rows(
+    rows: list[Any],
+    input_validator: SchemaValidator,
+    answer_validator: SchemaValidator,
+    result: UploadResult,
+    valid: list[tuple[int, dict[str, Any]]],
+) -> None:
+    """Check every row: valid ones go to ``valid``, the others are counted (and the first
+    ``MAX_REPORTED_ERRORS`` reported) in ``result``. A row a schema is too costly to check stops
+    the upload there (see ``tasks_upload``)."""
     for index, row in enumerate(rows):
         errors, too_costly = _row_errors(row, input_validator, answer_validator)
         if not errors:
@@ -134,6 +126,31 @@ def tasks_upload(*, batch: Batch, rows: list[Any], atomic: bool = False) -> Uplo
                 code="invalid_rows",
                 detail={"rows": result.errors, "invalid": result.invalid},
             )
+
+
+def tasks_upload(*, batch: Batch, rows: list[Any], atomic: bool = False) -> UploadResult:
+    """Create tasks from ``rows`` (``{"input", "gold_answer"?, "external_id"?}``).
+
+    Invalid rows are reported by index and skipped, or with ``atomic`` the whole upload is refused
+    (400) and nothing is written. A row whose ``external_id`` already exists in the batch (or
+    earlier in the same upload) is counted as a duplicate and not created again. The batch row is
+    locked for the upload so concurrent uploads to one batch de-duplicate exactly.
+
+    A row that a schema is too costly to check (``SCHEMA_EVAL_BUDGET``) refuses the whole upload
+    there, atomic or not (400 ``invalid_rows``, the rows found invalid so far): the schema is at
+    fault, not the row, and going on would spend as much again on every later row. All rows
+    together may cost at most ``SCHEMA_UPLOAD_BUDGET`` (400 ``upload_too_costly``).
+    """
+    if not rows:
+        raise ValidationFailed("The upload holds no rows.", code="empty_upload")
+    project = batch.project
+    input_validator = validator(project.input_schema, field="input_schema")
+    answer_validator = validator(project.answer_schema, field="answer_schema")
+    result = UploadResult(received=len(rows))
+
+    valid: list[tuple[int, dict[str, Any]]] = []
+    with shared_budget(settings.SCHEMA_UPLOAD_BUDGET):
+        _check_rows(rows, input_validator, answer_validator, result, valid)
     if atomic and result.invalid:
         raise ValidationFailed(
             f"{result.invalid} of {result.received} rows are invalid; nothing was created.",

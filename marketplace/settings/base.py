@@ -161,6 +161,8 @@ PROJECT_SCHEMA_MAX_BYTES = int(os.environ.get("PROJECT_SCHEMA_MAX_BYTES", str(64
 PROJECT_SCHEMA_MAX_DEPTH = int(os.environ.get("PROJECT_SCHEMA_MAX_DEPTH", "32"))
 # Units of work one value may cost to check against a project schema (marketplace/schema_budget.py).
 SCHEMA_EVAL_BUDGET = int(os.environ.get("SCHEMA_EVAL_BUDGET", "50000"))
+# ... and all the rows of one task upload together (about 10 to 35 s of work at most).
+SCHEMA_UPLOAD_BUDGET = int(os.environ.get("SCHEMA_UPLOAD_BUDGET", "10000000"))
 # API routes take ids through <id:...> (marketplace/api/converters.py): bigint-sized integers.
 SPECTACULAR_SETTINGS["PATH_CONVERTER_OVERRIDES"] = {"id": {"type": "integer", "maximum": 2**63 - 1}}
 

@@ -372,3 +372,30 @@ def test_the_budget_setting_is_honoured_on_upload(requester, requester_client, s
         },
     }
     assert db_snapshot() == before
+
+
+def test_an_upload_may_spend_at_most_the_upload_budget_in_all(requester, requester_client, settings):
+    # given a per-row budget every row stays under, and an upload budget only a few rows fit in
+    settings.SCHEMA_EVAL_BUDGET = 1_000
+    settings.SCHEMA_UPLOAD_BUDGET = 100
+    batch = BatchFactory(project=ProjectFactory(requester=requester))
+    rows = [{"input": {"text": f"a cat {i}"}} for i in range(200)]
+    before = db_snapshot()
+
+    # when the whole upload is checked
+    response = requester_client.post(f"/api/v1/batches/{batch.pk}/tasks", rows, format="json")
+
+    # then it stops once the rows together overdraw it, and nothing is created
+    assert response.status_code == 400
+    assert response.json() == {
+        "code": "upload_too_costly",
+        "message": "Checking this upload against the project's schemas takes more than 100 steps in all; "
+        "nothing was created. Upload fewer rows at a time.",
+        "detail": {"limit": 100},
+    }
+    assert db_snapshot() == before
+
+    # and the same rows within the default upload budget are created
+    settings.SCHEMA_UPLOAD_BUDGET = 10_000_000
+    created = requester_client.post(f"/api/v1/batches/{batch.pk}/tasks", rows, format="json")
+    assert (created.status_code, created.json()["created"]) == (201, 200)
