@@ -249,6 +249,8 @@ def start_celery(args: argparse.Namespace, database_url: str, log_path: Path) ->
         "worker",
         "--concurrency",
         str(args.celery_workers),
+        "--pool",
+        args.celery_pool,
         "--loglevel",
         "WARNING",
         "--without-gossip",
@@ -502,6 +504,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="broker for a Celery worker started beside gunicorn ('' = none: background work runs eagerly)",
     )
     p.add_argument("--celery-workers", type=int, default=1, help="Celery worker concurrency")
+    p.add_argument("--celery-pool", default="prefork", choices=["prefork", "solo", "threads"])
     p.add_argument(
         "--rate-limits",
         choices=["on", "off"],

@@ -176,6 +176,9 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
+# Celery's Django fixup closes the database connection after every task unless told to reuse it;
+# marketplace/celery.py closes broken or expired ones instead, as Django does per request.
+CELERY_DB_REUSE_MAX = 10_000
 CELERY_BEAT_SCHEDULE = {
     "assignment-expire-sweep": {
         "task": "crowd.tasks.assignment_expire_sweep",
