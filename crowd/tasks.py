@@ -34,20 +34,23 @@ def appeals_escalate() -> int:
 
 
 @shared_task(acks_late=True, autoretry_for=(DatabaseError,), retry_backoff=True, max_retries=5)
-def task_answered(task_id: int, batch_id: int, worker_id: int, judge_peers: bool) -> None:
-    """What a submit that gave a task its answers sets off, off the submit's response path: the
-    task's consensus (and its dynamic-overlap decision), then, if the batch has an agreement rule,
-    the rules of the task's other answerers (``rules_evaluate_task_peers``).
+def batch_consensus_drain(batch_id: int) -> int:
+    """The consensus of every task of a batch that got its answers since the last drain
+    (``consensus.consensus_drain``, with dynamic overlap's decisions), then, if the batch has an
+    agreement rule, the rules of those tasks' answerers (``rules_evaluate_task_peers``): a worker
+    who answers tasks first is otherwise compared with few others.
 
-    Not in the request: at overlap 1 every regular answer completes its task and no gold answer
-    does, so work done there would time regular answers apart from gold ones. Database errors are
-    retried with backoff; both steps recompute from what is stored, so a repeat is harmless, and
-    the periodic re-fit is the last resort.
+    Queued by the submits (``submissions.consensus_drain_soon``), never computed in their
+    response: see there. Database errors are retried with backoff; every step recomputes from
+    what is stored, so a repeat is harmless, and the periodic re-fit is the last resort. Returns
+    how many tasks it computed.
     """
-    from marketplace.services.consensus import task_consensus_update
+    from marketplace.services.consensus import consensus_drain
 
-    from .quality.rules import rules_evaluate_task_peers
+    from .quality.rules import rules_evaluate_task_peers, rules_judge_peers
 
-    task_consensus_update(task_id=task_id)
-    if judge_peers:
-        rules_evaluate_task_peers(task_id=task_id, batch_id=batch_id, worker_id=worker_id)
+    done = consensus_drain(batch_id=batch_id)
+    if done and rules_judge_peers(batch_id=batch_id):
+        for task_id in done:
+            rules_evaluate_task_peers(task_id=task_id, batch_id=batch_id)
+    return len(done)

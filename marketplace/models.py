@@ -297,6 +297,9 @@ class Task(models.Model):
     overlap = models.PositiveSmallIntegerField()
     slots_taken = models.IntegerField(default=0)
     answers_count = models.IntegerField(default=0)
+    # Set by the submit that gives the task its answers (its overlap, or the dynamic minimum and
+    # every answer after it); cleared by ``consensus.consensus_drain`` once its consensus is computed.
+    consensus_due = models.BooleanField(default=False, db_default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -329,6 +332,8 @@ class Task(models.Model):
             models.Index(
                 fields=["batch"], condition=Q(is_gold=False, status=TaskStatus.OPEN), name="task_open_regular"
             ),
+            # The tasks whose consensus a drain still has to compute (few at any moment).
+            models.Index(fields=["batch", "id"], condition=Q(consensus_due=True), name="task_consensus_due"),
         ]
 
     def __str__(self) -> str:

@@ -34,7 +34,7 @@ def consensus_refit_sweep() -> int:
 def task_consensus_task(task_id: int) -> None:
     """One task's consensus (and its dynamic-overlap decision); database errors (a deadlock, a lost
     connection) are retried with backoff. Safe to repeat: it recomputes from the answers stored
-    now. Submits now enqueue ``crowd.tasks.task_answered`` instead; this name stays registered so
+    now. Submits now queue ``crowd.tasks.batch_consensus_drain`` instead; this name stays registered so
     messages queued by the previous release still run."""
     from .services.consensus import task_consensus_update
 

@@ -421,21 +421,26 @@ def batch_has_rules(batch_id: int) -> bool:
     return QualityRule.objects.filter(batch_id=batch_id, is_active=True).exists()
 
 
-def rules_evaluate_task_peers(*, task_id: int, batch_id: int, worker_id: int) -> None:
-    """Judge the other answerers of a task that has just got its answers (after that submit).
+def rules_judge_peers(*, batch_id: int) -> bool:
+    """Whether a task that got its answers should have its answerers' rules evaluated again: the
+    batch has an active agreement rule (``rules_evaluate_task_peers``)."""
+    return QualityRule.objects.filter(
+        batch_id=batch_id, is_active=True, kind=RuleKind.MAJORITY_AGREEMENT
+    ).exists()
+
+
+def rules_evaluate_task_peers(*, task_id: int, batch_id: int) -> None:
+    """Judge the answerers of a task that has just got its answers (after its consensus).
 
     The majority-agreement rule can only compare an answer once the task's other answers are in;
     evaluated only at each worker's own submit, a fast worker who answers tasks first would meet
     few comparisons, and with claims spread over a batch many tasks fill up long after. So when a
-    task reaches its overlap, every earlier answerer's rules are evaluated again (idempotent), as
-    Toloka's majority-vote control runs when a task is complete.
+    task reaches its overlap, every answerer's rules are evaluated again (idempotent; the last one
+    to answer was also judged at their submit), as Toloka's majority-vote control runs when a task
+    is complete. Call it only where ``rules_judge_peers`` says so.
     """
-    kinds = QualityRule.objects.filter(batch_id=batch_id, is_active=True, kind=RuleKind.MAJORITY_AGREEMENT)
-    if not kinds.exists():
-        return
     peers = (
         Assignment.objects.filter(task_id=task_id, status__in=ANSWERED)
-        .exclude(worker_id=worker_id)
         .values_list("worker_id", flat=True)
         .distinct()
     )

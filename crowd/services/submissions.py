@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Case, Exists, F, OuterRef, Value, When
 from django.utils import timezone
@@ -146,11 +148,13 @@ event AS (
 bump AS (
     UPDATE marketplace_task t
     SET answers_count = t.answers_count + 1,
-        status = CASE WHEN t.answers_count + 1 >= t.overlap THEN 'complete' ELSE t.status END
+        status = CASE WHEN t.answers_count + 1 >= t.overlap THEN 'complete' ELSE t.status END,
+        consensus_due = t.consensus_due
+            OR t.answers_count + 1 >= LEAST(t.overlap, COALESCE(%(min_overlap)s::integer, t.overlap))
     FROM upd WHERE t.id = upd.task_id AND NOT upd.is_gold
-    RETURNING t.id, t.answers_count, t.overlap
+    RETURNING t.consensus_due
 )
-SELECT (SELECT count(*) FROM upd), bump.id, bump.answers_count, bump.overlap
+SELECT (SELECT count(*) FROM upd), bump.consensus_due
 FROM (SELECT 1) one LEFT JOIN bump ON true
 """
 _SUBMIT_GOLD_WRITE_SQL = f"""
@@ -209,9 +213,9 @@ def _submit_fast(
             "now": now,
             "key": idempotency_key,
             "user": worker.user_id,
+            "min_overlap": min_overlap,
         }
-        correct = score = None
-        task_id = None
+        correct = score = due = None
         if scored:
             correct, score = gold_score(answer, json_column(gold_answer), json_column(comparison))
             cursor.execute(
@@ -227,7 +231,7 @@ def _submit_fast(
             (written,) = cursor.fetchone()
         else:
             cursor.execute(_SUBMIT_WRITE_SQL, write)
-            written, task_id, answers, overlap = cursor.fetchone()
+            written, due = cursor.fetchone()
         if written != 1:
             return None
     done = Assignment(
@@ -243,23 +247,44 @@ def _submit_fast(
     )
     _after_submit(done, review_mode=review_mode, has_rules=has_rules, is_training=is_training)
     # Only a submit that brought the task to its overlap (or its dynamic minimum) sets this off.
-    if task_id is not None and consensus.should_update(
-        answers=answers, overlap=overlap, min_overlap=min_overlap
-    ):
-        _task_answered(task_id=task_id, batch_id=batch_id, worker_id=worker.pk, judge_peers=has_rules)
+    if due:
+        consensus_drain_soon(batch_id=batch_id)
     return done
 
 
-def _task_answered(*, task_id: int, batch_id: int, worker_id: int, judge_peers: bool) -> None:
-    """Hand a task that just got its answers to ``crowd.tasks.task_answered`` (after the submit's
-    commit). If that cannot be queued, the submit still succeeds: the periodic re-fit computes the
-    consensus later."""
-    from ..tasks import task_answered
+# When this process last queued a drain of a batch's due consensus, and when that drain starts.
+_drain_starts: dict[int, float] = {}
 
+
+def consensus_drain_soon(*, batch_id: int) -> None:
+    """Make sure a ``crowd.tasks.batch_consensus_drain`` of the batch starts after this moment
+    (call after the commit that marked a task ``consensus_due``).
+
+    The consensus is not computed here: at overlap 1 every regular answer completes its task and
+    no gold answer does, so work done in the request would time regular answers apart from gold
+    ones. Nor is a Celery message sent per task: one drain computes every task due by the time it
+    starts, and this process queues a new one only when the last it queued has started (at most
+    one every ``CONSENSUS_DRAIN_DELAY_MS`` per batch and process). With eager Celery (the demo) the
+    drain runs here and now. A failure to queue is logged; the submit stands, and the periodic
+    re-fit computes the consensus later.
+    """
+    from ..tasks import batch_consensus_drain
+
+    eager = batch_consensus_drain.app.conf.task_always_eager
+    now = time.monotonic()
+    if not eager and _drain_starts.get(batch_id, 0.0) > now:
+        return  # that drain has not started: it will find this task
+    delay = settings.CONSENSUS_DRAIN_DELAY_MS / 1000
     try:
-        task_answered.delay(task_id, batch_id, worker_id, judge_peers)
+        batch_consensus_drain.apply_async((batch_id,), countdown=delay)
     except Exception:
-        logger.exception("the answers of task %s were not handed on; the re-fit will catch up", task_id)
+        logger.exception("no consensus drain for batch %s; the re-fit will catch up", batch_id)
+        return
+    if eager:
+        return
+    if len(_drain_starts) > 10_000:
+        _drain_starts.clear()
+    _drain_starts[batch_id] = now + delay
 
 
 def _after_submit(assignment: Assignment, *, review_mode: str, has_rules: bool, is_training: bool) -> None:
@@ -377,6 +402,8 @@ def _submit_locked(
                     overlap=overlap,
                     min_overlap=batch_.effective_min_overlap if batch_.is_dynamic_overlap else None,
                 )
+                if update_consensus:
+                    Task.objects.filter(id=assignment.task_id).update(consensus_due=True)
             if assignment.gold_correct is not None:
                 _after_score(assignment, worker=worker, now=now)
     # Raised after commit so an on-the-spot expiry is kept.
@@ -390,12 +417,7 @@ def _submit_locked(
         is_training=batch.is_training,
     )
     if update_consensus:
-        _task_answered(
-            task_id=assignment.task_id,
-            batch_id=assignment.batch_id,
-            worker_id=worker.pk,
-            judge_peers=assignment.has_rules,
-        )
+        consensus_drain_soon(batch_id=assignment.batch_id)
     return assignment
 
 

@@ -73,10 +73,12 @@ def task_consensus_update(*, task_id: int) -> TaskConsensus | None:
     no open task, a full re-fit is enqueued after commit. Returns the row, or None (gold task, no
     answers).
 
-    It runs on every submit that completes a task, so on PostgreSQL the reads are one hand-written
+    It runs for every task that completes, so on PostgreSQL the reads are one hand-written
     statement and the write one upsert (``_task_consensus_pg``); elsewhere the ORM does the same.
+    Inside a caller's transaction (``consensus_drain``) it takes no savepoint of its own: a failure
+    undoes the caller's whole transaction, which is retried.
     """
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         loaded = _task_load_pg(task_id) if connection.vendor == "postgresql" else _task_load_orm(task_id)
         if loaded is None:
             return None
@@ -323,6 +325,32 @@ def should_update(*, answers: int, overlap: int, min_overlap: int | None) -> boo
     """Whether a submit that left a task at ``answers``/``overlap`` calls ``task_consensus_update``:
     the task just reached its overlap, or (dynamic overlap, ``min_overlap`` given) its minimum."""
     return answers >= overlap or (min_overlap is not None and answers >= min_overlap)
+
+
+DRAIN_CHUNK = 20
+
+
+def consensus_drain(*, batch_id: int) -> list[int]:
+    """Compute the consensus of every task of the batch marked ``consensus_due`` (by the submit
+    that gave it its answers), clearing the mark; returns the tasks done, in order.
+
+    Up to ``DRAIN_CHUNK`` tasks at a time, each chunk in one short transaction that holds the
+    tasks' row locks from picking them (``SKIP LOCKED``: concurrent drains share the work instead
+    of repeating it) through clearing their marks, so a submit that answers one of them meanwhile
+    waits (a few milliseconds) and marks it again for the next drain. Safe to run at any time and
+    twice.
+    """
+    done: list[int] = []
+    due = Task.objects.filter(batch_id=batch_id, consensus_due=True).order_by("id")
+    while True:
+        with transaction.atomic():
+            chunk = list(due.select_for_update(skip_locked=True).values_list("id", flat=True)[:DRAIN_CHUNK])
+            if not chunk:
+                return done
+            for task_id in chunk:
+                task_consensus_update(task_id=task_id)
+            Task.objects.filter(id__in=chunk).update(consensus_due=False)
+        done += chunk
 
 
 def refit_later(*, batch_id: int) -> None:

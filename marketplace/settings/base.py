@@ -214,6 +214,9 @@ RATE_LIMITS = {
 NUM_PROXIES = int(os.environ.get("NUM_PROXIES", "0"))
 
 # --- Domain ---------------------------------------------------------------------------------
+# A task's consensus is computed by a Celery drain this long after the submit that completed it
+# (crowd/services/submissions.py consensus_drain_soon); one drain serves every task due by then.
+CONSENSUS_DRAIN_DELAY_MS = int(os.environ.get("CONSENSUS_DRAIN_DELAY_MS", "1000"))
 # Control (gold) answers count in anything a worker sees only this long after they were given:
 # work/me's reliability, batches' reliability filters, the gold review mode's verdicts.
 GOLD_REVEAL_DELAY_HOURS = int(os.environ.get("GOLD_REVEAL_DELAY_HOURS", "24"))
