@@ -14,8 +14,8 @@ admin) counts each request in fixed windows:
   further refusal is turned into a 429, so guessing learns nothing more while valid clients behind
   the same address keep working.
 
-Counting costs one pipelined round trip to Redis per request (``SET NX EX`` + ``INCR`` for each
-window). DRF's ``SimpleRateThrottle`` keeps a list of every request's timestamp per key and costs
+Counting costs one round trip to Redis per request (one script: ``INCR`` each window, ``EXPIRE``
+on its first count). DRF's ``SimpleRateThrottle`` keeps a list of every request's timestamp per key and costs
 two round trips per throttle, which at thousands of requests a minute is far more work. Without
 Redis (the demo) the counters live in the process. If Redis does not answer, requests are let
 through and a warning is logged: a broken limiter must not take the site down.
@@ -114,24 +114,44 @@ class LocalCounters:
             return counts, [n if ends > now else 0 for ends, n in current]
 
 
+# Counts every key of KEYS[1..n] (n = ARGV[1]; each expires ARGV[1 + i] seconds after its first
+# count) and reads the rest: one command, one reply.
+_COUNT_SCRIPT = """
+local n = tonumber(ARGV[1])
+local out = {}
+for i, key in ipairs(KEYS) do
+  if i <= n then
+    local count = redis.call('INCR', key)
+    if count == 1 then redis.call('EXPIRE', key, ARGV[1 + i]) end
+    out[i] = count
+  else
+    out[i] = tonumber(redis.call('GET', key) or '0')
+  end
+end
+return out
+"""
+
+
 class RedisCounters:
-    """Fixed-window counters in Redis, shared by every process: one pipelined round trip."""
+    """Fixed-window counters in Redis, shared by every process: one round trip, one command (a
+    script: a pipeline of ``SET NX EX`` + ``INCR`` per key cost a third more client CPU)."""
 
     def __init__(self, url: str) -> None:
         import redis
 
         self._client = redis.Redis.from_url(url, socket_timeout=0.25, socket_connect_timeout=0.25)
+        self._no_script = redis.exceptions.NoScriptError
+        self._sha = hashlib.sha1(_COUNT_SCRIPT.encode()).hexdigest()
 
     def hit(self, keys: list[tuple[str, int]], read: list[str], now: float) -> tuple[list[int], list[int]]:
-        pipe = self._client.pipeline(transaction=False)
-        for key, ttl in keys:
-            pipe.set(key, 0, ex=ttl, nx=True)
-            pipe.incr(key)
-        for key in read:
-            pipe.get(key)
-        replies = pipe.execute()
-        counted = replies[: 2 * len(keys)]
-        return [int(n) for n in counted[1::2]], [int(n or 0) for n in replies[2 * len(keys) :]]
+        args = [len(keys), *(ttl for _, ttl in keys)]
+        names = [key for key, _ in keys] + read
+        try:
+            reply = self._client.execute_command("EVALSHA", self._sha, len(names), *names, *args)
+        except self._no_script:  # a restarted Redis has forgotten the script
+            reply = self._client.execute_command("EVAL", _COUNT_SCRIPT, len(names), *names, *args)
+        counts = [int(n) for n in reply]
+        return counts[: len(keys)], counts[len(keys) :]
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,7 @@ CHUNK = 2000
 # --- instant consensus and dynamic overlap ------------------------------------------------------
 
 
-def task_consensus_update(*, task_id: int) -> TaskConsensus | None:
+def task_consensus_update(*, task_id: int, refit_when_done: bool = True) -> TaskConsensus | None:
     """Compute a regular task's consensus from its answers now, and apply dynamic overlap.
 
     Locks the task row, so two submits finishing the same task decide one after the other, each
@@ -70,7 +70,8 @@ def task_consensus_update(*, task_id: int) -> TaskConsensus | None:
     overlap, once the task has ``min_overlap`` answers: confidence ≥ target → the task takes no new
     slots (overlap shrinks to the slots already taken; leases still out may finish); below the target
     with every slot answered → one more slot, up to ``max_overlap``. When this leaves the batch with
-    no open task, a full re-fit is enqueued after commit. Returns the row, or None (gold task, no
+    no open task, a full re-fit is enqueued after commit (unless ``refit_when_done`` is off:
+    ``consensus_drain`` asks once for all its tasks). Returns the row, or None (gold task, no
     answers).
 
     It runs for every task that completes, so on PostgreSQL the reads are one hand-written
@@ -111,7 +112,7 @@ def task_consensus_update(*, task_id: int) -> TaskConsensus | None:
         _consensus_upsert(row)
         if batch.is_dynamic_overlap:
             _overlap_decide(task, batch, outcome.confidence)
-        if task.status == TaskStatus.COMPLETE and not _batch_has_open_task(batch.pk):
+        if refit_when_done and task.status == TaskStatus.COMPLETE and not _batch_has_open_task(batch.pk):
             transaction.on_commit(lambda: refit_later(batch_id=batch.pk))
     return row
 
@@ -346,11 +347,15 @@ def consensus_drain(*, batch_id: int) -> list[int]:
         with transaction.atomic():
             chunk = list(due.select_for_update(skip_locked=True).values_list("id", flat=True)[:DRAIN_CHUNK])
             if not chunk:
-                return done
+                break
             for task_id in chunk:
-                task_consensus_update(task_id=task_id)
+                task_consensus_update(task_id=task_id, refit_when_done=False)
             Task.objects.filter(id__in=chunk).update(consensus_due=False)
         done += chunk
+    # Asked once, not per task: the last task of the batch got its answers → the full re-fit.
+    if done and not _batch_has_open_task(batch_id):
+        transaction.on_commit(lambda: refit_later(batch_id=batch_id))
+    return done
 
 
 def refit_later(*, batch_id: int) -> None:

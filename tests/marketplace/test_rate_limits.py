@@ -253,3 +253,29 @@ def test_two_processes_share_one_count_in_redis(two_servers):
             "message": f"Too many requests (anonymous limit: 6 per 60 s). Retry in {retry} s.",
             "detail": {"limit": "anonymous", "retry_after": retry},
         }
+
+
+@pytest.mark.redis
+def test_redis_counters_count_read_and_survive_a_forgotten_script():
+    # given counters in a Redis database of their own, under fresh keys
+    import redis
+
+    from marketplace.ratelimit import RedisCounters
+
+    url = os.environ["REDIS_URL"].rsplit("/", 1)[0] + "/14"
+    counters, prefix = RedisCounters(url), uuid.uuid4().hex
+    a, b, failed = f"{prefix}:a", f"{prefix}:b", f"{prefix}:failed"
+
+    # when two keys are counted twice and a third only read
+    first = counters.hit([(a, 60), (b, 5)], [failed], 0.0)
+    second = counters.hit([(a, 60), (b, 5)], [failed], 0.0)
+    # and Redis forgets its scripts (a restart) before the next count
+    client = redis.Redis.from_url(url)
+    client.script_flush()
+    third = counters.hit([(a, 60)], [b], 0.0)
+
+    # then each count went up by one, the read key stayed unset, and every key expires
+    assert (first, second, third) == (([1, 1], [0]), ([2, 2], [0]), ([3], [2]))
+    assert 0 < client.ttl(a) <= 60 and 0 < client.ttl(b) <= 5
+    assert client.exists(failed) == 0
+    client.delete(a, b)
