@@ -42,6 +42,15 @@ class SignatureInvalid(Exception):
     """A webhook body whose Stripe-Signature header does not verify with our secret."""
 
 
+class PayloadMalformed(Exception):
+    """A webhook body whose signature verifies but which is not a Stripe event: ``reason`` says
+    why, in words for the sender."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class HandlerHttpClient(stripe.HTTPClient):
     """An SDK http client that hands each request to an in-process handler (the Stripe fake)."""
 
@@ -218,7 +227,8 @@ def refund_create(
 
 
 def webhook_event_parse(payload: bytes, signature_header: str | None) -> dict[str, Any]:
-    """The verified event as a plain dict. Raises SignatureInvalid on a bad or stale signature."""
+    """The verified event as a plain dict. Raises SignatureInvalid on a bad or stale signature, and
+    PayloadMalformed when the signature verifies but the body is not an event object."""
     try:
         stripe.Webhook.construct_event(
             payload,
@@ -228,8 +238,14 @@ def webhook_event_parse(payload: bytes, signature_header: str | None) -> dict[st
         )
     except stripe.SignatureVerificationError as exc:
         raise SignatureInvalid(str(exc)) from exc
-    except ValueError as exc:  # the body is not JSON
-        raise SignatureInvalid(f"Malformed payload: {exc}") from exc
+    # The SDK verifies the signature first, then decodes the JSON and builds its event object;
+    # these are how the second and third steps fail on a signed body that is not an event.
+    except RecursionError:
+        raise PayloadMalformed("The event is nested too deeply.") from None
+    except ValueError as exc:
+        raise PayloadMalformed(f"The event is not valid JSON: {exc}.") from exc
+    except (AttributeError, TypeError) as exc:
+        raise PayloadMalformed("The event is not a JSON object.") from exc
     return json.loads(payload)
 
 

@@ -71,14 +71,10 @@ def stripe_event_store(*, payload: bytes, signature_header: str | None) -> tuple
     signed body we cannot take (not an event object, ``NaN``, nested too deep): nothing stored
     either way. A new event is handed to the processing task after commit.
     """
-    # The SDK verifies the signature first, then builds its event object from the JSON: that
-    # fails like this on a signed body that is not a JSON object or nests past the stack.
     try:
         stripe_client.webhook_event_parse(payload, signature_header)
-    except RecursionError:
-        raise EventMalformed("The event is nested too deeply.") from None
-    except (AttributeError, TypeError) as exc:
-        raise EventMalformed("The event is not a JSON object.") from exc
+    except stripe_client.PayloadMalformed as exc:
+        raise EventMalformed(exc.reason) from exc
     try:
         # Parsed again, strictly: what we store must be JSON PostgreSQL takes (no NaN, no 1e400).
         data = strict_json.loads(payload)

@@ -546,9 +546,13 @@ def test_a_signed_body_that_is_not_json_is_refused_and_nothing_is_stored(anon):
         HTTP_STRIPE_SIGNATURE=stripe_client.webhook_sign(body),
     )
 
-    # then a 400, and nothing stored or moved
+    # then a 400 that says what is wrong with it (the signature is fine), and nothing stored or moved
     assert response.status_code == 400
-    assert response.json()["code"] == "invalid_signature"
+    assert response.json() == {
+        "code": "malformed_event",
+        "message": "The event is not valid JSON: Expecting value: line 1 column 1 (char 0).",
+        "detail": {},
+    }
     assert StripeEvent.objects.count() == 0
     assert balances() == {}
 
